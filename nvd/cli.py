@@ -1,0 +1,215 @@
+"""The ``nvd`` console script: one subcommand per pipeline stage, usable without Snakemake.
+
+Options are generated from each stage's config dataclass, so defaults and names always
+match the workflow's config keys (``long_edge`` -> ``--long-edge``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import NvdError
+from .weights import WEIGHT_SPECS, WeightsConfig
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()) -> None:
+    """Add one ``--field-name`` option per dataclass field, typed and defaulted from it."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} options (config section keys)")
+    for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind, optional = _unwrap(hints[field.name])
+        kwargs: dict[str, Any] = {"default": field.default, "dest": field.name}
+        if typing.get_origin(kind) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(kind))
+        elif typing.get_origin(kind) is tuple:
+            kwargs.update(nargs="+", type=str)
+        elif kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = _optional(kind) if optional else kind
+        kwargs["help"] = f"default: {field.default}" + (" ('none' to unset)" if optional else "")
+        group.add_argument(flag, **kwargs)
+
+
+def from_options(cls: type, args: argparse.Namespace) -> Any:
+    """Build ``cls`` from the options added by add_dataclass_options."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    for name, value in values.items():
+        if isinstance(value, list):
+            values[name] = tuple(value)
+    return cls(**values)
+
+
+def _optional(kind: type) -> Callable[[str], Any]:
+    """Parse a value of ``kind``, or the word 'none' as None."""
+
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _unwrap(hint: Any) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``int`` -> (int, False)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(hint))
+    return hint, False
+
+
+def _add_weight_options(parser: argparse.ArgumentParser, keys: Sequence[str]) -> None:
+    for key in keys:
+        parser.add_argument(
+            f"--{key.replace('_', '-')}-weights" if key != "detectron2_config" else "--detectron2-config",
+            dest=f"weights_{key}",
+            default=None,
+            help=f"{WEIGHT_SPECS[key].what} (config key weights.{key})",
+        )
+
+
+def _weights(args: argparse.Namespace) -> WeightsConfig:
+    return WeightsConfig(**{k: getattr(args, f"weights_{k}", None) for k in WEIGHT_SPECS})
+
+
+def _cmd_frames(args: argparse.Namespace) -> None:
+    from .frames import FramesConfig, extract_frames
+
+    out = extract_frames(args.source, args.out, from_options(FramesConfig, args))
+    print(out)
+
+
+def _cmd_flow(args: argparse.Namespace) -> None:
+    from .flow import FlowConfig, compute_flow
+
+    print(compute_flow(args.frames, args.out, from_options(FlowConfig, args), _weights(args)))
+
+
+def _cmd_masks(args: argparse.Namespace) -> None:
+    from .masks import MasksConfig, compute_masks
+
+    cfg = from_options(MasksConfig, args)
+    print(compute_masks(args.frames, args.out, cfg, _weights(args), annotations=args.annotations))
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    from .embedding import EmbeddingConfig, compute_embedding
+
+    print(compute_embedding(args.frames, args.out, from_options(EmbeddingConfig, args), _weights(args)))
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> None:
+    from .demo import FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
+
+    clips = args.clips or [*SYNTHETIC_CLIPS, *FOOTAGE_CLIPS]
+    for clip in clips:
+        if clip in FOOTAGE_CLIPS:
+            print(write_footage_clip(clip, Path(args.out) / clip / "video.mp4"))
+        else:
+            print(write_synthetic_clip(clip, Path(args.out) / clip))
+
+
+def _cmd_check_config(args: argparse.Namespace) -> None:
+    from .config import load_config, section, stage_section
+    from .datasets import all_videos
+    from .embedding import EmbeddingConfig
+    from .flow import FlowConfig
+    from .masks import MasksConfig
+    from .weights import check_weights, weights_from_config
+
+    config = load_config(args.config)
+    classes = {"flow": FlowConfig, "masks": MasksConfig, "embedding": EmbeddingConfig}
+    datasets = config.get("run_datasets") or list(config["datasets"])
+    backends = {
+        stage: {section(cls, stage_section(config, stage, d), stage).backend for d in datasets}
+        for stage, cls in classes.items()
+    }
+    check_weights(weights_from_config(config), backends)
+    videos = all_videos(config)
+    print(f"{args.config}: valid; {len(videos)} video(s) in {len(datasets)} dataset(s); weights present")
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .datasets import all_videos
+    from .summary import format_summary
+
+    config = load_config(args.config)
+    print(format_summary(config.get("results_dir", "results"), all_videos(config)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .embedding import EmbeddingConfig
+    from .flow import FlowConfig
+    from .frames import FramesConfig
+    from .masks import MasksConfig
+
+    parser = argparse.ArgumentParser(prog="nvd", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, fn: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=fn)
+        return p
+
+    p = command("frames", _cmd_frames, "Video file or frame folder -> frames.zarr (uint8 [T,H,W,3]).")
+    p.add_argument("source", help="video file (mp4/mov/avi/mkv) or folder of numbered jpg/png frames")
+    p.add_argument("out", help="output store, e.g. results/demo/clip/frames.zarr")
+    add_dataclass_options(p, FramesConfig)
+
+    p = command("flow", _cmd_flow, "frames.zarr -> flow.zarr (forward/backward flow + consistency masks).")
+    p.add_argument("frames", help="frames store")
+    p.add_argument("out", help="output flow store")
+    add_dataclass_options(p, FlowConfig)
+    _add_weight_options(p, ["raft"])
+
+    p = command("masks", _cmd_masks, "frames.zarr (+ annotations) -> masks.zarr (uint8 [K,T,H,W]).")
+    p.add_argument("frames", help="frames store")
+    p.add_argument("out", help="output masks store")
+    p.add_argument("--annotations", default=None, help="annotation folder (backend 'annotations')")
+    add_dataclass_options(p, MasksConfig)
+    _add_weight_options(p, ["maskrcnn", "detectron2_config", "detectron2"])
+
+    p = command("embed", _cmd_embed, "frames.zarr -> embedding.zarr (per-window [W,D] and video [D]).")
+    p.add_argument("frames", help="frames store")
+    p.add_argument("out", help="output embedding store")
+    add_dataclass_options(p, EmbeddingConfig)
+    _add_weight_options(p, ["videomae"])
+
+    p = command("demo-data", _cmd_demo_data, "Write the built-in demo clips (synthetic scenes + real footage).")
+    p.add_argument("out", nargs="?", default="data/demo", help="output folder (default: data/demo)")
+    p.add_argument("--clips", nargs="+", default=None, help="clip names (default: all)")
+
+    p = command("check-config", _cmd_check_config, "Validate a workflow config and check its weight files.")
+    p.add_argument("config", nargs="?", default="config.yaml")
+
+    p = command("summary", _cmd_summary, "Print what the workflow has produced for a config.")
+    p.add_argument("--config", default="config.yaml")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .progress import configure_logging
+
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    try:
+        args.func(args)
+    except NvdError as exc:
+        print(f"nvd {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

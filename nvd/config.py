@@ -1,0 +1,77 @@
+"""Workflow configuration: JSON-schema validation and per-component dataclasses.
+
+The schema (workflow/schemas/config.schema.yaml) checks keys and types; each component's
+dataclass (FramesConfig, FlowConfig, ...) is the single source of its defaults. A
+dataset may override any stage section; ``stage_section`` gives the merged result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = REPO_DIR / "workflow" / "schemas" / "config.schema.yaml"
+STAGE_SECTIONS = ("frames", "flow", "masks", "embedding")
+
+C = TypeVar("C")
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    with path.open() as fh:
+        config = yaml.safe_load(fh) or {}
+    validate_config(config, source=str(path))
+    return config
+
+
+def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
+    """Check ``config`` against the JSON schema; raise ConfigError naming the first bad key."""
+    import jsonschema
+
+    with SCHEMA_PATH.open() as fh:
+        schema = yaml.safe_load(fh)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{source}: config key '{key}': {err.message}")
+
+
+def section(cls: type[C], values: Mapping[str, Any] | None, name: str) -> C:
+    """Build the dataclass ``cls`` from a config section, naming unknown keys."""
+    values = dict(values or {})
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"config section '{name}': unknown key(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
+
+
+def stage_section(config: Mapping[str, Any], stage: str, dataset: str | None = None) -> dict[str, Any]:
+    """The ``stage`` section as given in the config, with the dataset's overrides on top."""
+    if stage not in STAGE_SECTIONS:
+        raise ConfigError(f"unknown stage section '{stage}'; known: {list(STAGE_SECTIONS)}")
+    merged = dict(config.get(stage) or {})
+    if dataset is not None:
+        try:
+            overrides = config["datasets"][dataset].get(stage) or {}
+        except KeyError as exc:
+            raise ConfigError(f"dataset '{dataset}' is not in the config's 'datasets'") from exc
+        merged.update(overrides)
+    return merged
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """A component config dataclass as a plain dict (for provenance and Snakemake params)."""
+    return dataclasses.asdict(cfg)

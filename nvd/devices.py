@@ -1,0 +1,21 @@
+"""Choice of compute device: GPU when present, CPU otherwise, same code path."""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> "torch.device":  # noqa: F821 - torch imported lazily
+    """Turn a config device string ("auto", "cpu", "cuda", "cuda:1") into a torch.device.
+
+    "auto" picks CUDA when available. Asking for CUDA on a machine without it is an error,
+    not a silent fallback, so a cluster job never runs on CPU by accident.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' was requested but CUDA is not available on this machine")
+    return device
