@@ -1,0 +1,147 @@
+"""Single-node Slurm cluster for the `slurm`-marked tests.
+
+The cluster is set up by `.ci/setup_slurm.sh` (the same script CI runs), so
+tests and CI share one set-up. Use the session fixture:
+
+    from slurm_cluster import slurm_cluster  # noqa: F401  (pytest fixture)
+
+    @pytest.mark.slurm
+    def test_something(slurm_cluster): ...
+
+or call `ensure_cluster()` directly. When the cluster cannot be had (not
+root, no apt-get and no Slurm, set-up fails) the test is skipped with the
+reason -- unless NVD_REQUIRE_SLURM=1, then it fails (use that in CI, where a
+silently skipped cluster test would hide a broken set-up).
+
+Cluster facts the tests rely on: partition `debug` (default), no accounting
+storage (so `sacct` fails: pass `--slurm-status-command squeue`), MinJobAge=600
+(finished jobs stay visible to `squeue`/`scontrol show job` for 10 min).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SETUP_SCRIPT = REPO / ".ci" / "setup_slurm.sh"
+PROFILE_DIR = REPO / "profiles" / "slurm"
+PARTITION = "debug"
+SETUP_TIMEOUT_S = 300
+
+_setup_result: tuple[bool, str] | None = None  # cached per test session
+
+
+def _require() -> bool:
+    return os.environ.get("NVD_REQUIRE_SLURM", "") not in ("", "0")
+
+
+def slurm_available() -> tuple[bool, str]:
+    """Whether `.ci/setup_slurm.sh` can give us a cluster here (cheap check).
+
+    Returns (True, "") or (False, reason). Does not start anything.
+    """
+    if not sys.platform.startswith("linux"):
+        return False, f"Slurm tests need Linux (this is {sys.platform})"
+    if not SETUP_SCRIPT.is_file():
+        return False, f"{SETUP_SCRIPT} is missing"
+    if shutil.which("bash") is None:
+        return False, "bash is not available"
+    if os.geteuid() != 0:
+        return False, "Slurm tests need root (they install and start munge/slurmctld/slurmd)"
+    have_slurm = all(shutil.which(t) for t in ("sbatch", "slurmctld", "slurmd", "munged"))
+    if not have_slurm and shutil.which("apt-get") is None:
+        return False, "Slurm is not installed and apt-get is unavailable to install it"
+    return True, ""
+
+
+def _run_setup() -> tuple[bool, str]:
+    env = dict(os.environ)
+    env.setdefault("DEBIAN_FRONTEND", "noninteractive")
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(
+            ["bash", str(SETUP_SCRIPT)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=SETUP_TIMEOUT_S,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or ""
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        return False, f"{SETUP_SCRIPT.name} timed out after {SETUP_TIMEOUT_S}s:\n{out[-3000:]}"
+    dt = time.monotonic() - t0
+    if proc.returncode != 0:
+        return False, (
+            f"{SETUP_SCRIPT.name} failed (exit {proc.returncode}, {dt:.1f}s):\n"
+            f"{proc.stdout[-3000:]}"
+        )
+    return True, f"{SETUP_SCRIPT.name} ok in {dt:.1f}s"
+
+
+def ensure_cluster() -> None:
+    """Make sure the single-node cluster runs; pytest.skip (or fail) if it can't."""
+    global _setup_result
+    ok, reason = slurm_available()
+    if ok:
+        if _setup_result is None:
+            _setup_result = _run_setup()
+        ok, reason = _setup_result
+    if not ok:
+        msg = f"no Slurm cluster: {reason}"
+        if _require():
+            pytest.fail(f"{msg} (NVD_REQUIRE_SLURM is set)", pytrace=False)
+        pytest.skip(msg)
+
+
+def submit_env(**extra: str) -> dict[str, str]:
+    """Environment for running snakemake against the cluster.
+
+    The venv's bin directory comes first in PATH: sbatch exports the
+    submitting environment (the plugin calls `sbatch --export=ALL`), so shell
+    commands inside the jobs find the same python/snakemake/nvd. Inherited
+    SLURM_* and NVD_SLURM_* variables are dropped so the run is reproducible.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SLURM_", "NVD_SLURM_"))
+    }
+    venv_bin = str(Path(sys.executable).parent)  # not resolved: keep the venv path
+    env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "/usr/bin:/bin")])
+    env.update(extra)
+    return env
+
+
+def scontrol_show_job(job_id: str | int) -> dict[str, str]:
+    """`scontrol show job -o <id>` as a dict (valid for MinJobAge after the end)."""
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o", str(job_id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    fields: dict[str, str] = {}
+    for token in out.split():
+        key, sep, value = token.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """Session fixture: a running single-node cluster; yields its partition name."""
+    ensure_cluster()
+    return PARTITION
