@@ -19,12 +19,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile $(PROFILE)
+	$(BIN)/nvd summary --config config.yaml
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run_all
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.stages && $(BIN)/python -m bench.flow_store
 
 lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint

@@ -1,6 +1,6 @@
 """Workflow configuration: JSON-schema validation and per-component dataclasses.
 
-The schema (workflow/schemas/config.schema.yaml) checks keys and types; each component's
+The schema (nvd/schemas/config.schema.yaml, shipped with the package) checks keys and types; each component's
 dataclass (FramesConfig, FlowConfig, ...) is the single source of its defaults. A
 dataset may override any stage section; ``stage_section`` gives the merged result.
 """
@@ -16,8 +16,7 @@ import yaml
 
 from .errors import ConfigError
 
-REPO_DIR = Path(__file__).resolve().parent.parent
-SCHEMA_PATH = REPO_DIR / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 STAGE_SECTIONS = ("frames", "flow", "masks", "embedding")
 
 C = TypeVar("C")

@@ -11,7 +11,6 @@ from nvd.errors import NvdError
 from nvd.flow import FlowConfig
 from nvd.frames import FramesConfig
 from nvd.masks import MasksConfig
-from nvd.summary import format_summary
 from nvd.versioning import code_version
 from nvd.weights import BACKEND_WEIGHTS, check_weights, weights_from_config
 
@@ -119,7 +118,3 @@ def gpus_for(stage):
         return 1 if (stage, backend) in BACKEND_WEIGHTS else 0
 
     return gpus
-
-
-def print_summary():
-    print(format_summary(RESULTS, VIDEOS))
