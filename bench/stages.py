@@ -50,7 +50,8 @@ def random_weights(tmp: Path) -> "WeightsConfig":
                          videomae=str(tmp / "videomae"))
 
 
-def bench_clip(name: str, source: Path, frames_cfg, tmp: Path, weights, models: bool) -> list[tuple]:
+def bench_clip(name: str, source: Path, frames_cfg, tmp: Path, weights, models: bool,
+               annotations: Path | None = None) -> list[tuple]:
     from nvd.embedding import EmbeddingConfig, compute_embedding
     from nvd.flow import FlowConfig, compute_flow
     from nvd.frames import FramesConfig, extract_frames
@@ -68,6 +69,10 @@ def bench_clip(name: str, source: Path, frames_cfg, tmp: Path, weights, models: 
     for backend in ("dis", "farneback"):
         secs = timed(compute_flow, store, tmp / f"{name}.{backend}.zarr", FlowConfig(backend=backend), weights)
         rows.append((name, size, "flow", f"{backend} (fwd+bwd, per pair)", t - 1, secs))
+    if annotations is not None:
+        secs = timed(compute_masks, store, tmp / f"{name}.ann.zarr", MasksConfig(backend="annotations"), weights,
+                     annotations=annotations)
+        rows.append((name, size, "masks", "annotations", t, secs))
     secs = timed(compute_embedding, store, tmp / f"{name}.stats.zarr", EmbeddingConfig(backend="stats"), weights)
     rows.append((name, size, "embedding", "stats", t, secs))
     if models:
@@ -119,14 +124,16 @@ def main() -> None:
         weights = WeightsConfig() if args.no_models else random_weights(tmp)
         rows = []
         write_synthetic_clip("orbit", tmp / "orbit")
-        rows += bench_clip("demo orbit", tmp / "orbit" / "frames", FramesConfig(long_edge=160), tmp, weights, False)
+        rows += bench_clip("demo orbit", tmp / "orbit" / "frames", FramesConfig(long_edge=160), tmp, weights, False,
+                           annotations=tmp / "orbit" / "masks")
         write_footage_clip("carphone", tmp / "carphone.mp4")
         rows += bench_clip("demo carphone", tmp / "carphone.mp4", FramesConfig(long_edge=160), tmp, weights, False)
         rows += bench_clip("bunny 480p", footage_source("bunny"), FramesConfig(long_edge=854, max_frames=args.frames_480p),
                            tmp, weights, not args.no_models)
-    print(f"\n{'clip':<14} {'size':>8}  {'stage':<10} {'backend':<32} {'items':>5} {'items/s':>9}")
+    print("\nitems are frames, or frame pairs (both directions) for flow")
+    print(f"{'clip':<14} {'size':>8}  {'stage':<10} {'backend':<32} {'items':>5} {'items/s':>9} {'s/item':>8}")
     for clip, size, stage, backend, n, secs in rows:
-        print(f"{clip:<14} {size:>8}  {stage:<10} {backend:<32} {n:>5} {n / secs:>9.1f}")
+        print(f"{clip:<14} {size:>8}  {stage:<10} {backend:<32} {n:>5} {n / secs:>9.2f} {secs / n:>8.3f}")
     print(f"\nnothing-to-do DAG check (snakemake --dry-run on the finished demo): {bench_dag_check():.2f} s")
 
 

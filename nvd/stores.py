@@ -30,8 +30,13 @@ _PARTIAL_TAG = ".partial-"
 
 
 def default_compressor() -> BloscCodec:
-    """Blosc/zstd with byte shuffle: good ratio on images and float16 flow, fast to decode."""
-    return BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
+    """Blosc/zstd level 1 with bit shuffle.
+
+    Measured on 480p frames and float16 DIS flow: as small as zstd level 5 with byte
+    shuffle (within 5%, smaller on frames) at 2.5x the write speed (~9 ms per 480p chunk),
+    which matters because stages write while they compute.
+    """
+    return BloscCodec(cname="zstd", clevel=1, shuffle="bitshuffle")
 
 
 def partial_paths(path: Path) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import cv2
@@ -37,8 +38,10 @@ def dis_flows(frames: "np.ndarray | zarr.Array") -> Iterator[tuple[np.ndarray, n
     frames: T frames, uint8 [H,W,3] RGB (a zarr array works: indexing reads one frame).
     Yields T-1 tuples (forward, backward) of float32 [H,W,2] (dx, dy).
     """
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return _pairwise(frames, lambda a, b: dis.calc(a, b, None))
+    # One DIS object per direction: each keeps internal buffers, so they cannot be shared
+    # between the two threads of _pairwise.
+    forward, backward = (cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) for _ in range(2))
+    return _pairwise(frames, lambda a, b: forward.calc(a, b, None), lambda a, b: backward.calc(a, b, None))
 
 
 def farneback_flows(frames: "np.ndarray | zarr.Array") -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -47,19 +50,33 @@ def farneback_flows(frames: "np.ndarray | zarr.Array") -> Iterator[tuple[np.ndar
     frames: T frames, uint8 [H,W,3] RGB. Yields T-1 tuples (forward, backward) of float32
     [H,W,2] (dx, dy).
     """
-    return _pairwise(frames, lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK_PARAMS))
+    calc: PairFlow = lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, **FARNEBACK_PARAMS)  # noqa: E731
+    return _pairwise(frames, calc, calc)
 
 
-def _pairwise(frames: "np.ndarray | zarr.Array", calc: PairFlow) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Run ``calc(gray_a, gray_b) -> [H,W,2]`` both ways on consecutive frames.
+def _pairwise(
+    frames: "np.ndarray | zarr.Array", forward: PairFlow, backward: PairFlow
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Run ``forward(a, b)`` and ``backward(b, a)`` -> [H,W,2] on consecutive gray frames.
 
-    Each frame is read and converted to grayscale once, although it takes part in two pairs.
+    The two directions run in two threads with OpenCV's own threading turned off: on 2 cores
+    that beats one direction at a time with OpenCV's parallel loops (41 vs 38 directional
+    pairs/s for DIS at 480p), since DIS parallelises poorly inside one image. Each frame is
+    read and converted to grayscale once, although it takes part in two pairs.
     """
-    prev = _gray(frames[0])
-    for i in range(1, frames.shape[0]):
-        cur = _gray(frames[i])
-        yield calc(prev, cur), calc(cur, prev)
-        prev = cur
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="nvd-flow") as pool:
+            prev = _gray(frames[0])
+            for i in range(1, frames.shape[0]):
+                cur = _gray(frames[i])
+                fwd = pool.submit(forward, prev, cur)
+                bwd = pool.submit(backward, cur, prev)
+                yield fwd.result(), bwd.result()
+                prev = cur
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
