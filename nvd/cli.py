@@ -108,6 +108,55 @@ def _cmd_embed(args: argparse.Namespace) -> None:
     print(compute_embedding(args.frames, args.out, from_options(EmbeddingConfig, args), _weights(args)))
 
 
+def _decomposition_config(path: str | None) -> "DecompositionTrainConfig":  # noqa: F821
+    """The ``decomposition`` section of a workflow config file (package defaults without one)."""
+    from .config import load_config, section
+    from .decomposition_training import DecompositionTrainConfig
+
+    values = load_config(path).get("decomposition") if path else None
+    return section(DecompositionTrainConfig, values, "decomposition")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from .decompose import train_decomposition
+
+    cfg = _decomposition_config(args.config)
+    if args.iterations is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, iterations=args.iterations))
+    out = Path(args.out)
+    result = train_decomposition(args.frames, args.flow, args.masks, out / "work", out / "model.pt", cfg)
+    print(f"{out / 'model.pt'}: {result.iterations} iterations, {result.wall_time_s:.0f} s, PSNR {result.psnr:.2f} dB")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from .decompose import load_decomposition, load_truth, training_log, video_fps
+    from .decomposition_eval import evaluate
+
+    task, meta = load_decomposition(args.model, args.frames, args.flow, args.masks, args.device)
+    truth = load_truth(args.truth, args.frames) if args.truth else None
+    metrics = evaluate(task, args.out, fps=video_fps(args.frames), training=training_log(args.model), meta=meta,
+                       atlas_size=args.atlas_size, lpips_weights=args.lpips_weights, truth=truth)
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}, indent=1))
+
+
+def _cmd_edit(args: argparse.Namespace) -> None:
+    from .decompose import load_decomposition, video_fps
+    from .decomposition_eval import edit
+
+    edits = {}
+    for item in args.layer:
+        index, _, path = item.partition("=")
+        if not index.isdigit() or not path:
+            raise NvdError(f"--layer takes INDEX=IMAGE, got '{item}'")
+        edits[int(index)] = path
+    task, _ = load_decomposition(args.model, args.frames, args.flow, args.masks, args.device)
+    print(edit(task, args.atlases, edits, args.out, fps=video_fps(args.frames), mode=args.mode))
+
+
 def _cmd_demo_data(args: argparse.Namespace) -> None:
     from .demo import FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
 
@@ -185,6 +234,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output embedding store")
     add_dataclass_options(p, EmbeddingConfig)
     _add_weight_options(p, ["videomae"])
+
+    def video_stores(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--frames", required=True, help="frames store")
+        p.add_argument("--flow", required=True, help="flow store")
+        p.add_argument("--masks", required=True, help="masks store")
+
+    p = command("train", _cmd_train, "Train the layered decomposition of one video (resumes when interrupted).")
+    video_stores(p)
+    p.add_argument("--out", required=True, help="output folder: model.pt, log.csv, work/ (checkpoints)")
+    p.add_argument("--config", default=None, help="workflow config whose 'decomposition' section to use")
+    p.add_argument("--iterations", type=int, default=None, help="override decomposition.train.iterations")
+
+    p = command("evaluate", _cmd_evaluate, "Metrics, atlases and videos of a trained decomposition.")
+    p.add_argument("--model", required=True, help="model.pt written by nvd train")
+    video_stores(p)
+    p.add_argument("--out", required=True, help="output folder (metrics.json, tex{i}.png, *.mp4)")
+    p.add_argument("--truth", default=None, help="ground_truth.npz of a synthetic demo clip (alpha IoU)")
+    p.add_argument("--atlas-size", type=int, default=1000)
+    p.add_argument("--lpips-weights", default=None, help="local LPIPS (AlexNet) weight file")
+    p.add_argument("--device", default="auto")
+
+    p = command("edit", _cmd_edit, "Propagate edited atlas textures through the video (custom_edit.mp4).")
+    p.add_argument("--model", required=True, help="model.pt written by nvd train")
+    video_stores(p)
+    p.add_argument("--atlases", required=True, help="evaluation folder holding the original tex{i}.png")
+    p.add_argument("--layer", action="append", required=True, metavar="INDEX=IMAGE",
+                   help="edited atlas for a layer (RGBA or RGB), repeatable")
+    p.add_argument("--mode", choices=["add", "replace"], default="add")
+    p.add_argument("--out", default="custom_edit.mp4")
+    p.add_argument("--device", default="auto")
 
     p = command("demo-data", _cmd_demo_data, "Write the built-in demo clips (synthetic scenes + real footage).")
     p.add_argument("out", nargs="?", default="data/demo", help="output folder (default: data/demo)")

@@ -8,6 +8,7 @@ dataset may override any stage section; ``stage_section`` gives the merged resul
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,12 +49,23 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
 
 
 def section(cls: type[C], values: Mapping[str, Any] | None, name: str) -> C:
-    """Build the dataclass ``cls`` from a config section, naming unknown keys."""
+    """Build the dataclass ``cls`` from a config section, naming unknown keys.
+
+    Nested dataclass fields are built from nested mappings (``decomposition.model.
+    texture_grid``); lists become tuples where the field is a tuple.
+    """
     values = dict(values or {})
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"config section '{name}': unknown key(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"config section '{name}': unknown key(s) {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            values[key] = section(hint, value, f"{name}.{key}")
+        elif isinstance(value, list) and tuple in (typing.get_origin(hint), *map(typing.get_origin, typing.get_args(hint))):
+            values[key] = tuple(value)
     return cls(**values)
 
 

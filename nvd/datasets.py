@@ -25,6 +25,7 @@ class VideoSource:
     name: str
     frames: Path
     annotations: Path | None = None
+    ground_truth: Path | None = None  # ground_truth.npz of a synthetic clip
 
 
 def dataset_videos(config: Mapping[str, Any], dataset: str) -> dict[str, VideoSource]:
@@ -62,5 +63,6 @@ def all_videos(config: Mapping[str, Any]) -> list[VideoSource]:
 def _file_entry(dataset: str, name: str, entry: Any) -> VideoSource:
     if isinstance(entry, str):
         return VideoSource(dataset, name, Path(entry))
-    ann = entry.get("annotations")
-    return VideoSource(dataset, name, Path(entry["frames"]), Path(ann) if ann else None)
+    ann, truth = entry.get("annotations"), entry.get("ground_truth")
+    return VideoSource(dataset, name, Path(entry["frames"]), Path(ann) if ann else None,
+                       Path(truth) if truth else None)

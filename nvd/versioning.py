@@ -23,6 +23,11 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "flow": ("flow", "devices.py", "weights.py", "frames.py"),
     "masks": ("masks", "devices.py", "weights.py", "video_io.py", "frames.py"),
     "embedding": ("embedding", "devices.py", "weights.py", "frames.py"),
+    "decomposition": ("decomposition.py", "decomposition_training.py", "encodings.py", "losses.py",
+                      "training.py", "video_data.py", "devices.py", "decompose.py", "config.py"),
+    "evaluation": ("decomposition.py", "decomposition_training.py", "encodings.py", "losses.py",
+                   "training.py", "video_data.py", "devices.py", "decompose.py", "config.py",
+                   "decomposition_eval.py", "atlas.py", "metrics.py", "video_io.py"),
 }
 
 

@@ -22,6 +22,7 @@ class WeightsConfig:
     videomae: str | None = None
     detectron2_config: str | None = None
     detectron2: str | None = None
+    lpips: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ WEIGHT_SPECS: dict[str, WeightSpec] = {
     "detectron2": WeightSpec(
         "a detectron2 checkpoint (.pkl or .pth)",
         "detectron2 model zoo mask_rcnn_R_50_FPN_3x model_final_f10217.pkl",
+    ),
+    "lpips": WeightSpec(
+        "one state dict with torchvision AlexNet `features.*` and the LPIPS `lin0..lin4` layers "
+        "(see nvd.metrics.lpips_metric)",
+        "LPIPS v0.1 AlexNet (`torch.save(lpips.LPIPS(net='alex').state_dict(), path)`)",
     ),
 }
 

@@ -23,6 +23,14 @@ STAGE_CONFIGS = {
 RESULTS = config.get("results_dir", "results")
 DEMO_DIR = config.get("demo_dir", "data/demo")
 STORES = {stage: f"{RESULTS}/{{dataset}}/{{video}}/{stage}.zarr" for stage in STAGE_CONFIGS}
+_DECOMPOSITION_DIR = f"{RESULTS}/{{dataset}}/{{video}}/decomposition"
+DECOMPOSITION = {
+    "model": f"{_DECOMPOSITION_DIR}/model.pt",
+    "log": f"{_DECOMPOSITION_DIR}/log.csv",
+    "work": f"{_DECOMPOSITION_DIR}/work",
+    "eval": f"{_DECOMPOSITION_DIR}/eval",
+    "edit": f"{_DECOMPOSITION_DIR}/custom_edit.mp4",
+}
 
 
 def _effective(stage, dataset):
@@ -50,6 +58,7 @@ except NvdError as exc:
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
     video=r"[A-Za-z0-9_.-]+",
+    layer=r"\d+",
 
 
 def store_path(stage, dataset, video):
@@ -62,6 +71,75 @@ def all_stores():
         for v in VIDEOS
         for stage in ("frames", "flow", "masks", "embedding")
     ]
+
+
+def _decomposed(video):
+    """Videos get a decomposition when the config has a `decomposition` section, unless
+    their dataset says `decompose: false`."""
+    spec = config["datasets"][video.dataset]
+    return "decomposition" in config and spec.get("decompose", True)
+
+
+def all_decompositions():
+    targets = []
+    for v in VIDEOS:
+        if not _decomposed(v):
+            continue
+        targets.append(DECOMPOSITION["eval"].format(dataset=v.dataset, video=v.name))
+        if v.name in config.get("edits", {}).get(v.dataset, {}):
+            targets.append(DECOMPOSITION["edit"].format(dataset=v.dataset, video=v.name))
+    return targets
+
+
+def video_stores(wildcards):
+    return {stage: store_path(stage, wildcards.dataset, wildcards.video) for stage in ("frames", "flow", "masks")}
+
+
+def decomposition_params(wildcards):
+    """The `decomposition` section as written (defaults are applied inside the job)."""
+    return config.get("decomposition") or {}
+
+
+def evaluation_params(wildcards):
+    return config.get("evaluation") or {}
+
+
+def training_gpus(wildcards):
+    """A GPU for training unless the config pins it to the CPU (the laptop demo)."""
+    device = (config.get("decomposition") or {}).get("train", {}).get("device", "auto")
+    return 0 if device == "cpu" else 1
+
+
+def evaluate_inputs(wildcards):
+    inputs = video_stores(wildcards)
+    inputs["model"] = DECOMPOSITION["model"].format(**wildcards)
+    inputs["log"] = DECOMPOSITION["log"].format(**wildcards)
+    truth = video_source(wildcards).ground_truth
+    if truth is not None:
+        inputs["truth"] = str(truth)
+    return inputs
+
+
+def _edit_spec(wildcards):
+    try:
+        return config["edits"][wildcards.dataset][wildcards.video]
+    except KeyError:
+        raise WorkflowError(
+            f"no edit configured for {wildcards.dataset}/{wildcards.video} (config key edits)"
+        ) from None
+
+
+def edit_inputs(wildcards):
+    inputs = video_stores(wildcards)
+    inputs["model"] = DECOMPOSITION["model"].format(**wildcards)
+    inputs["eval"] = DECOMPOSITION["eval"].format(**wildcards)
+    inputs.update({f"layer{k}": path for k, path in _edit_spec(wildcards)["atlases"].items()})
+    return inputs
+
+
+def edit_params(wildcards):
+    spec = _edit_spec(wildcards)
+    return {"mode": spec.get("mode", "add"), "atlases": {int(k): v for k, v in spec["atlases"].items()}}
 
 
 def video_source(wildcards):

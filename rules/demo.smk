@@ -36,3 +36,20 @@ rule demo_footage:
         "../envs/demo.yaml"
     script:
         "../scripts/demo_footage.py"
+
+
+rule demo_edit_atlas:
+    input:
+        DECOMPOSITION["eval"],
+    output:
+        f"{DEMO_DIR}/edits/{{dataset}}/{{video}}/layer{{layer}}.png",
+    params:
+        code=code_version("demo"),
+    log:
+        "logs/demo/edit_{dataset}_{video}_{layer}.log",
+    benchmark:
+        "benchmarks/demo/edit_{dataset}_{video}_{layer}.tsv"
+    conda:
+        "../envs/demo.yaml"
+    script:
+        "../scripts/demo_edit_atlas.py"

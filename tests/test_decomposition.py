@@ -1,0 +1,155 @@
+"""The layered decomposition: model structure, exact resume, and the workflow rules end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nvd.config import section
+from nvd.decomposition import DecompositionConfig, LayeredDecomposition
+from nvd.decomposition_training import DecompositionTask, DecompositionTrainConfig
+from nvd.encodings import HashGridConfig
+from nvd.errors import InputError
+from nvd.training import TrainConfig, seed_everything, train
+from nvd.video_data import VideoTensors
+
+from conftest import TINY_DECOMPOSITION, demo_config, dry_run_jobs, snakemake, write_config
+
+SMALL_GRID = HashGridConfig(n_levels=3, log2_table_size=8)
+SMALL = DecompositionConfig(mapping_hidden=16, mapping_layers=3, texture_hidden=8, texture_layers=2,
+                            residual_hidden=8, residual_layers=2, alpha_hidden=8, alpha_layers=2,
+                            texture_grid=SMALL_GRID, residual_grid=SMALL_GRID, alpha_grid=SMALL_GRID)
+
+
+def tiny_video(frames: int = 4, h: int = 12, w: int = 16, objects: int = 1) -> VideoTensors:
+    g = torch.Generator().manual_seed(0)
+    masks = torch.zeros(objects, frames, h, w)
+    masks[:, :, 3:8, 4:9] = 1
+    return VideoTensors(
+        frames=torch.rand(frames, h, w, 3, generator=g),
+        flow_forward=torch.full((frames - 1, h, w, 2), 0.5), flow_backward=torch.full((frames - 1, h, w, 2), -0.5),
+        valid_forward=torch.ones(frames - 1, h, w, dtype=torch.bool),
+        valid_backward=torch.ones(frames - 1, h, w, dtype=torch.bool),
+        masks=masks, object_names=[f"object{i}" for i in range(objects)])
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_render_shapes_and_hierarchical_alpha(layers):
+    model = LayeredDecomposition(layers, SMALL)
+    xyt = torch.rand(50, 3) * 2 - 1
+    out = model(xyt)
+    assert out["uv"].shape == (50, layers, 2) and out["alpha"].shape == (50, layers)
+    assert torch.allclose(out["alpha"].sum(1), torch.ones(50), atol=1e-4)
+    assert (out["residual"] > 0).all() and (out["texture"] >= 0).all() and (out["texture"] <= 1).all()
+    expected = (out["alpha"][..., None] * out["texture"] * out["residual"]).sum(1)
+    assert torch.allclose(out["rgb"], expected, atol=1e-6)
+
+
+def test_residual_does_not_move_the_mapping():
+    """The residual sees uv detached: its gradient never reaches the mapping networks."""
+    model = LayeredDecomposition(2, SMALL)
+    out = model(torch.rand(20, 3) * 2 - 1)
+    out["residual"].sum().backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.mappings.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.residuals.parameters())
+
+
+def test_hypernvd_style_model_has_no_biases():
+    model = LayeredDecomposition(2, DecompositionConfig(**{**SMALL.__dict__, "bias": False}))
+    assert not [n for n, _ in model.named_parameters() if n.endswith("bias")]
+
+
+def test_killed_decomposition_training_resumes_to_the_same_model(tmp_path):
+    cfg = DecompositionTrainConfig(batch_size=64, pretrain_iterations=3, model=SMALL,
+                                   train=TrainConfig(iterations=12, checkpoint_every=4, log_every=4, device="cpu"))
+    video = tiny_video()
+
+    def run(out: Path, fail_at: int | None = None) -> DecompositionTask:
+        seed_everything(0)
+        task = DecompositionTask(video, cfg)
+        if fail_at is not None:
+            step = task.step_loss
+
+            def failing(iteration, generator):
+                if iteration == fail_at:
+                    raise KeyboardInterrupt("killed")
+                return step(iteration, generator)
+
+            task.step_loss = failing
+        train(task, cfg.train, out)
+        return task
+
+    reference = run(tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", fail_at=7)
+    resumed = run(tmp_path / "b")
+    for (name, a), (_, b) in zip(reference.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_demo_config_section_builds():
+    import yaml
+
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = section(DecompositionTrainConfig, config["decomposition"], "decomposition")
+    assert cfg.train.device == "cpu" and cfg.model.texture_grid.n_levels == 12
+    assert section(DecompositionTrainConfig, TINY_DECOMPOSITION, "decomposition").train.iterations == 30
+
+
+@pytest.fixture(scope="module")
+def decomposed(tmp_path_factory):
+    """The demo clips through the whole workflow with a tiny decomposition."""
+    workdir = tmp_path_factory.mktemp("decomposed")
+    configfile = write_config(workdir, demo_config(decomposition=True))
+    snakemake(workdir, "--configfile", str(configfile), "--cores", "2")
+    return workdir, configfile
+
+
+def test_workflow_trains_evaluates_and_edits(decomposed):
+    workdir, _ = decomposed
+    base = workdir / "results" / "synthetic" / "orbit" / "decomposition"
+    metrics = json.loads((base / "eval" / "metrics.json").read_text())
+    assert np.isfinite(metrics["psnr"]) and metrics["psnr"] > 8
+    assert len(metrics["alpha_iou"]) == 1
+    for name in ("tex0.png", "tex1.png", "rec.mp4", "rec_no_residual.mp4", "alpha0.mp4", "residual1.mp4",
+                 "comparison.mp4", "checkerboard0.mp4"):
+        assert (base / "eval" / name).stat().st_size > 0, name
+    from nvd.video_io import probe_video
+
+    assert probe_video(base / "custom_edit.mp4")["width"] == 64
+    rows = (base / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,wall_time_s") and len(rows) == 1 + 3
+    carphone = workdir / "results" / "footage" / "carphone" / "decomposition" / "eval" / "metrics.json"
+    assert json.loads(carphone.read_text())["psnr"] > 8
+
+
+def test_decomposition_staleness(decomposed):
+    workdir, configfile = decomposed
+    assert dry_run_jobs(workdir, "--configfile", str(configfile)) == {}
+    config = demo_config(decomposition=True)
+    config["decomposition"] = {**TINY_DECOMPOSITION, "losses": {**TINY_DECOMPOSITION["losses"], "rgb": 4.0}}
+    changed = write_config(workdir, config, "losses.yaml")
+    assert dry_run_jobs(workdir, "--configfile", str(changed)) == {
+        "decompose": 3, "evaluate": 3, "demo_edit_atlas": 1, "edit": 1, "all": 1}
+    config = demo_config(decomposition=True, evaluation={"atlas_size": 32})
+    changed = write_config(workdir, config, "eval.yaml")
+    assert dry_run_jobs(workdir, "--configfile", str(changed)) == {
+        "evaluate": 3, "demo_edit_atlas": 1, "edit": 1, "all": 1}
+
+
+def test_model_refuses_another_video(decomposed):
+    from nvd.decompose import load_decomposition
+
+    workdir, _ = decomposed
+    orbit, duo = workdir / "results" / "synthetic" / "orbit", workdir / "results" / "synthetic" / "duo"
+    with pytest.raises(InputError, match="different video"):
+        load_decomposition(orbit / "decomposition" / "model.pt", duo / "frames.zarr", duo / "flow.zarr",
+                           duo / "masks.zarr")
