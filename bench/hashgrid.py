@@ -6,17 +6,20 @@ Settings: 16 levels x 2 features; 3-D input with a 2**19 table (the reference se
 decomposition's residual and alpha grids, inputs (x, y, t), no input gradient; once more with
 the input gradient) and 2-D input with a 2**15 table and the input gradient on (the texture
 grid, whose uv comes from the mapping network); batches of 10k and 100k points. A step is
-``table.grad = None`` (what ``optimizer.zero_grad()`` does), forward, and backward of a random
-output gradient. On CUDA the tinycudann backend is timed too when it is installed (its
-resolution convention differs slightly; the work per point is the same).
+forward, backward of a random output gradient, and ``table.grad = None`` (what
+``optimizer.zero_grad()`` does). On CUDA the tinycudann backend is timed too when it is
+installed (its resolution convention differs slightly; the work per point is the same).
 
-Each setting runs in a fresh subprocess so that its peak memory is its own. Peak memory: on
-CUDA ``torch.cuda.max_memory_allocated`` above the memory held before the first step; on CPU the
-peak resident set size (VmHWM) above the resident size before the first step, from
-/proc/self/status (resource.getrusage maxrss where /proc is missing); tracemalloc would not see
-PyTorch's allocations. Timings on a shared CPU vary from run to run: the median and the best
-step are both printed. Intra-op threads stay at torch's default unless --threads is given (one
-thread is slower but far less disturbed by other processes on a shared 2-core machine).
+Each setting runs in fresh subprocesses: one times steps after two warm-up steps, one measures
+the peak memory of one step above what is held between steps (table, inputs). On CUDA that is
+``torch.cuda.max_memory_allocated``; on CPU the peak resident set size (VmHWM from
+/proc/self/status, reset after a warm-up step) above the resident size before the step, with
+glibc told to return freed blocks to the OS so that RSS follows the live tensors (getrusage
+maxrss where /proc is missing; tracemalloc would not see PyTorch's allocations).
+
+Timings on a shared CPU vary from run to run: the median and the best step are both printed.
+Intra-op threads stay at torch's default unless --threads is given (one thread is slower but
+far less disturbed by other processes on a shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import importlib.util
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,22 +43,52 @@ CASES = [  # (input_dim, log2_table_size, batch, input gradient)
 ]
 
 
-def resident_mib() -> tuple[float, float, str]:
-    """(current, peak) resident set size in MiB of this process, and where they were read."""
-    try:
-        with open("/proc/self/status") as status:
-            fields = dict(line.split(":", 1) for line in status)
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024, "VmHWM - VmRSS"
-    except OSError:
-        import resource
+def start_peak_memory(device: str) -> tuple[float, str]:
+    """Mark the start of the measured steps: (memory held now in MiB, how the peak is read).
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return peak, peak, "getrusage maxrss delta"
+    On CPU the kernel's peak-RSS mark is reset (/proc/self/clear_refs), so one-time costs of the
+    warm-up steps (thread pools, kernel JIT, allocator arenas) stay out of the figure; without
+    /proc, the lifetime maxrss is the baseline and only growth beyond it counts.
+    """
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated() / 2**20, "torch.cuda.max_memory_allocated delta"
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return proc_status_mib("VmRSS"), "peak RSS during one step (VmHWM, reset after a warm-up step) - RSS before it"
+    except OSError:
+        return maxrss_mib(), "getrusage maxrss delta"
+
+
+def peak_memory(device: str, how: str) -> float:
+    """Peak memory in MiB since start_peak_memory, read the way ``how`` says."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
+    return maxrss_mib() if how.startswith("getrusage") else proc_status_mib("VmHWM")
+
+
+def proc_status_mib(field: str) -> float:
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return int(fields[field].split()[0]) / 1024
+
+
+def maxrss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_case(input_dim: int, log2_table_size: int, batch: int, input_grad: bool, backend: str, device: str,
-             steps: int, threads: int | None) -> dict:
-    """Time ``steps`` forward+backward steps after two warm-up steps; runs in its own process."""
+             steps: int, threads: int | None, measure: str) -> dict:
+    """One setting in its own process: ``measure`` "time" (``steps`` timed steps after two warm-up
+    steps) or "memory" (the peak of one step after a warm-up step)."""
     import torch
 
     if threads:
@@ -66,42 +100,42 @@ def run_case(input_dim: int, log2_table_size: int, batch: int, input_grad: bool,
     grid = HashGrid(input_dim, HashGridConfig(log2_table_size=log2_table_size, backend=backend)).to(device)
     x = torch.rand(batch, input_dim, device=device, requires_grad=input_grad)
     grad_out = torch.randn(batch, grid.output_dim, device=device)
-    cuda = device == "cuda"
 
     def step() -> None:
-        grid.table.grad = None
-        if input_grad:
-            x.grad = None
         grid(x).backward(grad_out)
-        if cuda:
+        if device == "cuda":
             torch.cuda.synchronize()
+        grid.table.grad = x.grad = None  # what optimizer.zero_grad() does
 
-    if cuda:
-        torch.cuda.synchronize()
-        before = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        before, _, _ = resident_mib()
+    if measure == "memory":
+        step()
+        before, how = start_peak_memory(device)
+        step()
+        return {"peak_mib": peak_memory(device, how) - before, "memory": how}
+    for _ in range(2):
+        step()
     times = []
-    for i in range(steps + 2):
+    for _ in range(steps):
         start = time.perf_counter()
         step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    if cuda:
-        peak, memory = (torch.cuda.max_memory_allocated() - before) / 2**20, "cuda.max_memory_allocated delta"
-    else:
-        _, hwm, memory = resident_mib()
-        peak = hwm - before
+        times.append(time.perf_counter() - start)
     return {
         "backend": grid.backend,
-        "table_rows": grid.table.shape[0],
         "median_pts_s": batch / statistics.median(times),
         "best_pts_s": batch / min(times),
         "median_ms": statistics.median(times) * 1e3,
-        "peak_mib": peak,
-        "memory": memory,
     }
+
+
+def run_subprocess(case: list, args: argparse.Namespace, device: str, measure: str) -> dict:
+    """run_case in a fresh interpreter; its JSON result."""
+    command = [sys.executable, "-m", "bench.hashgrid", "--device", device, "--steps", str(args.steps),
+               "--case", json.dumps([*case, measure])] + (["--threads", str(args.threads)] if args.threads else [])
+    # For the memory pass glibc returns every freed block >= 128 KiB to the OS, so the resident
+    # size follows the live tensors instead of what the allocator keeps from earlier steps.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072") if measure == "memory" else None
+    proc = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -116,7 +150,9 @@ def main() -> None:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if args.case:
-        print(json.dumps(run_case(*json.loads(args.case), device=device, steps=args.steps, threads=args.threads)))
+        input_dim, log2_table_size, batch, input_grad, backend, measure = json.loads(args.case)
+        print(json.dumps(run_case(input_dim, log2_table_size, batch, input_grad, backend, device, args.steps,
+                                  args.threads, measure)))
         return
     print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, device {device}")
     print(f"{'input':>5} {'table':>6} {'batch':>7} {'x grad':>6}  {'backend':<7} {'median pts/s':>13} "
@@ -126,16 +162,14 @@ def main() -> None:
         backends.append("tcnn")
     memory = ""
     for case, backend in itertools.product(CASES, backends):
-        command = [sys.executable, "-m", "bench.hashgrid", "--device", device, "--steps", str(args.steps),
-                   "--case", json.dumps([*case, backend])] + (["--threads", str(args.threads)] if args.threads else [])
-        proc = subprocess.run(command, capture_output=True, text=True, check=True)
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row = run_subprocess([*case, backend], args, device, "time")
+        row.update(run_subprocess([*case, backend], args, device, "memory"))
         memory = row["memory"]
         input_dim, log2_table_size, batch, input_grad = case
         print(f"{input_dim:>4}D {'2^' + str(log2_table_size):>6} {batch:>7} {'yes' if input_grad else 'no':>6}  "
               f"{row['backend']:<7} {row['median_pts_s']:>13,.0f} {row['best_pts_s']:>11,.0f} "
               f"{row['median_ms']:>9.1f} {row['peak_mib']:>9.1f}")
-    print(f"\n16 levels x 2 features; peak memory = {memory} (above the memory held before the first step)")
+    print(f"\n16 levels x 2 features; peak MiB = {memory}")
 
 
 if __name__ == "__main__":

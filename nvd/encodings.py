@@ -230,17 +230,18 @@ class _HashGridFunction(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, table: Tensor, layout: LevelLayout, consts: GridConstants) -> Tensor:
         n_points, dim = x.shape
         n_levels, corners, features = len(layout.resolutions), 2**dim, table.shape[1]
-        xt = x.clamp(0.0, 1.0).t().contiguous()  # [d, N]
+        # Positions at least in float32: half precision cannot resolve cells at R = 2048.
+        xt = x.clamp(0.0, 1.0).t().to(torch.promote_types(x.dtype, torch.float32)).contiguous()  # [d, N]
         idx = torch.empty(n_levels, corners, n_points, dtype=torch.int32, device=x.device)
-        frac = torch.empty(n_levels, dim, n_points, dtype=x.dtype, device=x.device)
+        frac = torch.empty(n_levels, dim, n_points, dtype=xt.dtype, device=x.device)
         out = torch.empty(n_points, n_levels, features, dtype=table.dtype, device=x.device)
         for start, stop in _level_groups(layout, n_points):
-            res = consts.resolutions[start:stop, None, None].to(x.dtype)
+            res = consts.resolutions[start:stop, None, None].to(xt.dtype)
             pos = xt * res  # [G, d, N]
             cell = torch.minimum(pos.floor(), res - 1)  # x = 1 falls in the last cell, with f = 1
             torch.sub(pos, cell, out=frac[start:stop])
             mult = consts.multipliers[start:stop, :, None]
-            term = cell.to(torch.int64) * mult  # [G, d, N]; exact: coords < 2**26, primes < 2**32
+            term = cell.to(torch.int64) * mult  # [G, d, N]; exact: coords < 2**31, primes < 2**32
             if layout.dense[start]:
                 term[:, 0] += consts.offsets[start:stop, None]  # the level's first row rides on axis 0
                 terms = torch.stack((term, term + mult), dim=2).to(torch.int32)
@@ -318,7 +319,8 @@ class _TableGrad:
         src = (weights[..., None] * grad_group[:, None]).view(-1)  # [G, 2**d, N, F or F/2]
         rows = rows.reshape(-1)
         if self.per_row > 1:
-            rows = (rows.to(torch.int64)[:, None] * self.per_row + torch.arange(self.per_row, device=rows.device)).view(-1)
+            pairs = torch.arange(self.per_row, device=rows.device)
+            rows = (rows.to(torch.int64)[:, None] * self.per_row + pairs).view(-1)
         self.flat.index_add_(0, rows, src)
 
 

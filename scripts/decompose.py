@@ -3,9 +3,11 @@
 from nvd.config import section
 from nvd.decompose import train_decomposition
 from nvd.decomposition_training import DecompositionTrainConfig
+from nvd.devices import use_cpu_threads
 from nvd.progress import stage_log
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    use_cpu_threads(snakemake.threads)  # noqa: F821
     train_decomposition(
         snakemake.input.frames,
         snakemake.input.flow,

@@ -3,9 +3,11 @@
 from nvd.config import section
 from nvd.decompose import EvaluationConfig, load_decomposition, load_truth, training_log, video_fps
 from nvd.decomposition_eval import evaluate
+from nvd.devices import use_cpu_threads
 from nvd.progress import stage_log
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
+    use_cpu_threads(snakemake.threads)  # noqa: F821
     inputs = snakemake.input  # noqa: F821
     cfg = section(EvaluationConfig, snakemake.params.section, "evaluation")  # noqa: F821
     task, meta = load_decomposition(inputs.model, inputs.frames, inputs.flow, inputs.masks)

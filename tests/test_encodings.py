@@ -165,6 +165,15 @@ def test_non_contiguous_input() -> None:
     torch.testing.assert_close(grid(uv), grid(uv.contiguous()), rtol=0, atol=0)
 
 
+def test_half_precision_input_is_encoded_in_float32() -> None:
+    grid = HashGrid(2, HashGridConfig(backend="torch", per_level_scale=None, finest_resolution=2048))
+    x = torch.rand(20, 2).half().requires_grad_()
+    out = grid(x)
+    torch.testing.assert_close(out, grid(x.detach().float()), rtol=0, atol=0)
+    out.sum().backward()
+    assert out.dtype == torch.float32 and x.grad.dtype == torch.float16
+
+
 def test_state_dict_holds_only_the_table() -> None:
     grid = HashGrid(3, GRIDS[3])
     assert list(grid.state_dict()) == ["table"]
