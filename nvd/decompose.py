@@ -124,8 +124,9 @@ def load_truth(path: str | Path, frames_store: str | Path) -> dict[str, Any]:
     """A synthetic clip's ground-truth masks, aligned with a frames store.
 
     The frames stage may keep a subset of the frames and resize them; the masks
-    (uint8 [K-1,T0,H0,W0] in ground_truth.npz) get the same frame selection and a
-    nearest-neighbour resize to the store's size: {"masks": uint8 [K-1,T,H,W]}.
+    (uint8 [K-1,T0,H0,W0] in ground_truth.npz) and per-layer atlas coordinates (float
+    [K,T0,H0,W0,2], atlas pixels) get the same frame selection and a nearest-neighbour
+    resize to the store's size: {"masks": uint8 [K-1,T,H,W], "uv": float32 [K,T,H,W,2]}.
     """
     import cv2
     import numpy as np
@@ -137,12 +138,17 @@ def load_truth(path: str | Path, frames_store: str | Path) -> dict[str, Any]:
     _, h, w, _ = frames["frames"].shape
     indices = [int(i) for i in frames.attrs["frame_indices"]]
     with np.load(path) as data:
-        masks = data["masks"]
+        masks, uv = data["masks"], data["uv"]
     if indices and max(indices) >= masks.shape[1]:
         raise InputError(f"{path}: ground truth has {masks.shape[1]} frames, {frames_store} uses frame {max(indices)}")
-    selected = masks[:, indices]
-    resized = np.stack([[cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in obj] for obj in selected])
-    return {"masks": resized.reshape(masks.shape[0], len(indices), h, w)}
+
+    def align(maps: np.ndarray) -> np.ndarray:
+        """[L,T0,H0,W0,...] -> [L,T,H,W,...]: kept frames, nearest-neighbour resize."""
+        out = [[cv2.resize(maps[k, i], (w, h), interpolation=cv2.INTER_NEAREST) for i in indices]
+               for k in range(maps.shape[0])]
+        return np.asarray(out, dtype=maps.dtype).reshape(maps.shape[0], len(indices), h, w, *maps.shape[4:])
+
+    return {"masks": align(masks), "uv": align(uv)}
 
 
 def load_decomposition(

@@ -159,7 +159,8 @@ def evaluate(
     masks = _truth_masks(task, truth)
     rendered = render_video(task)
     frames = task.video.frames.detach().cpu()
-    metrics = _metrics(task, rendered, frames, lpips_weights, masks)
+    truth_uv = None if truth is None or "uv" not in truth else torch.as_tensor(np.asarray(truth["uv"])).float()
+    metrics = _metrics(task, rendered, frames, lpips_weights, masks, truth_uv)
     metrics.update(training_time_s=train_time, iterations=iterations,
                    parameters=sum(p.numel() for p in task.model.parameters()),
                    frames=frames.shape[0], height=frames.shape[1], width=frames.shape[2],
@@ -226,8 +227,52 @@ def alpha_iou(alpha: Tensor, masks: Tensor) -> list[float]:
     return out
 
 
+def mark_tracking_error(uv: Tensor, alpha: Tensor, truth_uv: Tensor, truth_masks: Tensor,
+                        visible_within: float = 1.0) -> list[float | None]:
+    """How far a mark painted on each object's atlas lands from where it should, in px.
+
+    For object k, the atlas point under the centre of its true mask in the first frame where
+    it shows is "painted". In every frame where the true uv map still shows that point
+    (some pixel's true uv within ``visible_within`` atlas px), the mark should be at that
+    pixel; the decomposition puts it at the pixel of the object layer (alpha > 0.5) whose
+    predicted uv is nearest to the painted point. Returns the mean distance per object
+    (None when the object never shows).
+
+    uv [K,T,H,W,2] and alpha [K,T,H,W] predicted; truth_uv [K,T,H,W,2] (atlas px) and
+    truth_masks bool [K-1,T,H,W] from the scene.
+    """
+    k_objects, t_count, h, w = truth_masks.shape
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    pixels = torch.stack([xs, ys], -1).reshape(-1, 2).float()
+    errors: list[float | None] = []
+    for k in range(k_objects):
+        shown = [t for t in range(t_count) if truth_masks[k, t].any()]
+        if not shown:
+            errors.append(None)
+            continue
+        t0 = shown[0]
+        inside = truth_masks[k, t0].reshape(-1)
+        centre = pixels[inside].mean(0)
+        p0 = torch.where(inside)[0][torch.argmin((pixels[inside] - centre).norm(dim=1))]
+        painted_pred, painted_true = uv[k, t0].reshape(-1, 2)[p0], truth_uv[k, t0].reshape(-1, 2)[p0]
+        dists = []
+        for t in shown:
+            true_d = (truth_uv[k, t].reshape(-1, 2) - painted_true).norm(dim=1)
+            true_d[~truth_masks[k, t].reshape(-1)] = float("inf")
+            if true_d.min() > visible_within:
+                continue
+            layer = (alpha[k, t] > 0.5).reshape(-1)
+            if not layer.any():
+                continue
+            pred_d = (uv[k, t].reshape(-1, 2) - painted_pred).norm(dim=1)
+            pred_d[~layer] = float("inf")
+            dists.append((pixels[torch.argmin(pred_d)] - pixels[torch.argmin(true_d)]).norm().item())
+        errors.append(sum(dists) / len(dists) if dists else None)
+    return errors
+
+
 def _metrics(task: DecompositionTask, rendered: Mapping[str, Tensor], frames: Tensor,
-             lpips_weights: str | None, masks: Tensor | None) -> dict[str, Any]:
+             lpips_weights: str | None, masks: Tensor | None, truth_uv: Tensor | None = None) -> dict[str, Any]:
     """Quality figures of the rendered video against the input frames [T,H,W,3]."""
     # Clamped like the written videos: values outside [0,1] cannot be shown.
     rec = rendered["rgb"].clamp(0, 1)
@@ -247,6 +292,8 @@ def _metrics(task: DecompositionTask, rendered: Mapping[str, Tensor], frames: Te
         "psnr_per_frame": [_finite(v) for v in per_frame.tolist()],
         "psnr_no_residual_per_frame": [_finite(v) for v in per_frame_no_residual.tolist()],
         "alpha_iou": None if masks is None else alpha_iou(rendered["alpha"], masks),
+        "mark_tracking_error_px": None if truth_uv is None else mark_tracking_error(
+            rendered["uv"], rendered["alpha"], truth_uv, masks),
     }
 
 

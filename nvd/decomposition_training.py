@@ -29,6 +29,9 @@ class DecompositionTrainConfig:
     pretrain_iterations: int = 100  # mapping pretraining toward uv = xy * scale
     lr_grid: float = 1e-2  # hash-grid tables
     lr_mlp: float = 1e-4  # MLP weights
+    # Learning rates decay exponentially to lr * lr_decay at the last iteration; 1.0 keeps
+    # them constant as the references do. Short CPU runs (the demo) settle better with a decay.
+    lr_decay: float = 1.0
     residual_patch: int = 8  # side of the border patch for residual consistency (px)
     residual_times: int = 4  # other frames the border patch is compared with
     model: DecompositionConfig = field(default_factory=DecompositionConfig)
@@ -70,6 +73,7 @@ class DecompositionTask:
         return self._optimizer
 
     def step_loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        self._set_learning_rates(iteration)
         if iteration <= self.cfg.pretrain_iterations:  # iterations count from 1
             loss = self.pretrain_loss(generator)
             return loss, {"pretrain": loss.item()}
@@ -84,6 +88,12 @@ class DecompositionTask:
         rendered = self.render_frame(t)["rgb"].clamp(0, 1)
         mse = torch.mean((rendered - self.video.frames[t]) ** 2)
         return float(-10 * torch.log10(mse.clamp_min(1e-12)))
+
+    def _set_learning_rates(self, iteration: int) -> None:
+        """The lr schedule is a function of the iteration alone, so resuming repeats it."""
+        factor = self.cfg.lr_decay ** (iteration / self.cfg.train.iterations)
+        for group, base in zip(self._optimizer.param_groups, (self.cfg.lr_grid, self.cfg.lr_mlp)):
+            group["lr"] = base * factor
 
     # -- sampling -----------------------------------------------------------------------
     def coords(self, x: Tensor, y: Tensor, t: Tensor) -> Tensor:

@@ -153,3 +153,16 @@ def test_model_refuses_another_video(decomposed):
     with pytest.raises(InputError, match="different video"):
         load_decomposition(orbit / "decomposition" / "model.pt", duo / "frames.zarr", duo / "flow.zarr",
                            duo / "masks.zarr")
+
+
+def test_mark_tracking_error_is_zero_for_the_true_decomposition_and_large_for_a_frozen_one():
+    from nvd.decomposition_eval import mark_tracking_error
+    from nvd.demo import SYNTHETIC_CLIPS, render_scene
+
+    scene = render_scene(SYNTHETIC_CLIPS["orbit"])
+    uv = torch.as_tensor(scene.uv)
+    alpha = torch.as_tensor(scene.alpha)
+    masks = torch.as_tensor(scene.masks) > 0
+    assert mark_tracking_error(uv, alpha, uv, masks) == [0.0]
+    frozen = uv[:, :1].expand_as(uv).clone()  # a mapping that ignores the motion
+    assert mark_tracking_error(frozen, alpha, uv, masks)[0] > 5.0
