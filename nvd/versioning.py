@@ -18,7 +18,8 @@ _SHARED = ("__init__.py", "errors.py", "stores.py", "progress.py")
 
 # Package-relative files or folders per stage, besides the shared ones.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "demo": ("demo",),
+    "demo": ("demo/__init__.py", "demo/scenes.py", "demo/synthetic.py", "demo/textures.py", "demo/footage.py"),
+    "demo_edit": ("demo/edits.py",),
     "frames": ("frames.py", "video_io.py"),
     "flow": ("flow", "devices.py", "weights.py", "frames.py"),
     "masks": ("masks", "devices.py", "weights.py", "video_io.py", "frames.py"),

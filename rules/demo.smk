@@ -44,7 +44,7 @@ rule demo_edit_atlas:
     output:
         f"{DEMO_DIR}/edits/{{dataset}}/{{video}}/layer{{layer}}.png",
     params:
-        code=code_version("demo"),
+        code=code_version("demo_edit"),
     log:
         "logs/demo/edit_{dataset}_{video}_{layer}.log",
     benchmark:

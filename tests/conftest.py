@@ -96,3 +96,15 @@ def dry_run_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """In-process tests use one torch thread: their tensors are tiny, and on a busy 2-core
+    machine the thread pool's waiting made them several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

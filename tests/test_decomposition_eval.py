@@ -12,7 +12,6 @@ import dataclasses
 import json
 import shutil
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +66,6 @@ TRAIN = DecompositionTrainConfig(
 META = {"config": {"iterations": ITERATIONS}, "code_version": "test"}
 VIDEOS = ["rec.mp4", "rec_no_residual.mp4", "comparison.mp4", "alpha0.mp4", "alpha1.mp4",
           "residual0.mp4", "residual1.mp4", "checkerboard0.mp4", "checkerboard1.mp4"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: the tensors are tiny, and on a busy 2-core machine the thread
-    pool's waiting made training about 50 times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def video_tensors(scene: RenderedScene) -> VideoTensors:

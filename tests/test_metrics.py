@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,6 @@ from torchvision.models import alexnet
 
 from nvd.errors import WeightsError
 from nvd.metrics import LPIPS, lpips_metric, psnr, psnr_per_frame, ssim, ssim_per_frame
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Run on one intra-op thread: these tensors are tiny, and on a busy 2-core machine the
-    thread pool's waiting made this module several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_psnr_known_values() -> None:

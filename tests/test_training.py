@@ -8,7 +8,6 @@ import logging
 import math
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ from nvd.training import (
 
 CFG = TrainConfig(iterations=60, checkpoint_every=20, log_every=10, seed=3, device="cpu")
 IDENTITY = {"video": "toy", "config": {"lr": 0.01, "hidden": 16, "size": [64, 96]}}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Run on one intra-op thread: these tensors are tiny, and on a busy 2-core machine the
-    thread pool's waiting made this module several times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Interrupted(Exception):

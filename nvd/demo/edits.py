@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from ..errors import InputError
 
 
-def paint_mark(atlas_png: str | Path, out_png: str | Path, colour: tuple[int, int, int] = (255, 40, 40)) -> Path:
+def paint_mark(atlas_png: str | Path, out_png: str | Path, colour: tuple[int, int, int] = (0, 255, 255)) -> Path:
     """Write an RGBA edit of ``atlas_png`` (a tex{i}.png): an opaque ring and dot at the centre
     of the region the video uses (alpha-weighted centroid), transparent elsewhere, so an
     "add"-mode edit changes only the mark."""
