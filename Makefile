@@ -25,7 +25,8 @@ test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.stages && $(BIN)/python -m bench.flow_store
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.stages && $(BIN)/python -m bench.flow_store \
+		&& $(BIN)/python -m bench.hashgrid && $(BIN)/python -m bench.decomposition
 
 lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint

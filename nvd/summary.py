@@ -1,7 +1,8 @@
-"""A short table of what the workflow produced, printed when a run ends."""
+"""A short table of what the workflow produced (`nvd summary`, printed by `make demo`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,13 +32,26 @@ def describe_store(path: Path, stage: str) -> str:
     return f"{group['video'].shape[0]}-d, {group['windows'].shape[0]} window(s)"
 
 
+def describe_decomposition(folder: Path) -> str:
+    """One cell: the evaluated decomposition's PSNR (and alpha IoU), or what is missing."""
+    metrics = folder / "eval" / "metrics.json"
+    if not metrics.is_file():
+        return "trained, not evaluated" if (folder / "model.pt").is_file() else "-"
+    m = json.loads(metrics.read_text())
+    text = f"{m['psnr']:.2f} dB" if m.get("psnr") is not None else "PSNR n/a"
+    if m.get("alpha_iou"):
+        text += ", IoU " + "/".join(f"{v:.2f}" for v in m["alpha_iou"])
+    return text
+
+
 def format_summary(results_dir: str | Path, videos: Iterable[VideoSource]) -> str:
     """Table of every video's stores under ``results_dir`` with their key figures."""
     results_dir = Path(results_dir)
-    rows = [("dataset", "video", *STAGES)]
+    rows = [("dataset", "video", *STAGES, "decomposition")]
     for v in videos:
         base = results_dir / v.dataset / v.name
-        rows.append((v.dataset, v.name, *(describe_store(base / f"{s}.zarr", s) for s in STAGES)))
+        rows.append((v.dataset, v.name, *(describe_store(base / f"{s}.zarr", s) for s in STAGES),
+                     describe_decomposition(base / "decomposition")))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     header = f"nvd: stores under {results_dir.resolve()}/<dataset>/<video>/<stage>.zarr"

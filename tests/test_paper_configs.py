@@ -51,11 +51,14 @@ def paper_config(name: str, root: Path) -> dict:
     return config
 
 
-@pytest.mark.parametrize("name, videos", [("davis2016", 50), ("uvg", 7), ("bunny", 1)])
-def test_paper_config_full_dag(name, videos, tmp_path):
+@pytest.mark.parametrize("name, videos, decomposed", [("davis2016", 50, True), ("uvg", 7, False), ("bunny", 1, False)])
+def test_paper_config_full_dag(name, videos, decomposed, tmp_path):
     configfile = write_config(tmp_path, paper_config(name, tmp_path))
     jobs = dry_run_jobs(tmp_path, "--configfile", str(configfile))
-    assert jobs == {"frames": videos, "flow": videos, "masks": videos, "embedding": videos, "all": 1}
+    expected = {"frames": videos, "flow": videos, "masks": videos, "embedding": videos, "all": 1}
+    if decomposed:
+        expected.update(decompose=videos, evaluate=videos)
+    assert jobs == expected
 
 
 def test_model_backends_request_a_gpu(tmp_path):
@@ -70,6 +73,8 @@ def test_model_backends_request_a_gpu(tmp_path):
         if rule and found:
             gpus.setdefault(rule.group(1), set()).add(int(found.group(1)))
     assert gpus == {"flow": {1}, "embedding": {1}, "masks": {0}}
+    proc = snakemake(tmp_path, "--configfile", str(configfile), "--dry-run", "--cores", "1", "--until", "decompose")
+    assert re.search(r"rule decompose:.*?resources:.*?\bgpu=1", proc.stdout + proc.stderr, re.S)
 
 
 def test_slurm_profile_dry_run(tmp_path):
