@@ -169,22 +169,15 @@ def _cmd_demo_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> None:
-    from .config import load_config, section, stage_section
+    from .config import load_config
     from .datasets import all_videos
-    from .embedding import EmbeddingConfig
-    from .flow import FlowConfig
-    from .masks import MasksConfig
+    from .stages import backends_in_use
     from .weights import check_weights, weights_from_config
 
     config = load_config(args.config)
-    classes = {"flow": FlowConfig, "masks": MasksConfig, "embedding": EmbeddingConfig}
-    datasets = config.get("run_datasets") or list(config["datasets"])
-    backends = {
-        stage: {section(cls, stage_section(config, stage, d), stage).backend for d in datasets}
-        for stage, cls in classes.items()
-    }
-    check_weights(weights_from_config(config), backends)
+    check_weights(weights_from_config(config), backends_in_use(config))
     videos = all_videos(config)
+    datasets = {v.dataset for v in videos}
     print(f"{args.config}: valid; {len(videos)} video(s) in {len(datasets)} dataset(s); weights present")
 
 

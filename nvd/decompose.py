@@ -14,7 +14,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .config import section
 from .decomposition_training import DecompositionTask, DecompositionTrainConfig
@@ -22,7 +22,8 @@ from .devices import resolve_device
 from .errors import InputError
 from .stores import open_store
 from .training import (
-    CHECKPOINT_NAME, LOG_NAME, CheckpointError, TrainResult, load_modules, read_log, seed_everything, train,
+    CHECKPOINT_NAME, LOG_NAME, CheckpointError, TrainResult, load_modules, read_checkpoint, read_log, seed_everything,
+    train,
 )
 from .versioning import code_version
 from .video_data import load_video
@@ -163,9 +164,8 @@ def load_decomposition(
     InputError when the model was trained on another video (fingerprint, frame selection,
     size or objects differ) — the usual cause is a mixed-up path.
     """
-    import torch  # noqa: F401 - the checkpoint is a torch file
-
-    meta = _read_meta(model_path)
+    checkpoint = read_checkpoint(model_path)
+    meta = checkpoint["meta"]
     expected = video_identity(frames_store, masks_store)
     if meta.get("video") != expected:
         diffs = [k for k in expected if meta.get("video", {}).get(k) != expected[k]]
@@ -176,22 +176,9 @@ def load_decomposition(
     cfg = section(DecompositionTrainConfig, meta["config"], "decomposition")
     video = load_video(frames_store, flow_store, masks_store, resolve_device(device))
     task = DecompositionTask(video, cfg)
-    load_modules(model_path, task.modules())
+    load_modules(model_path, task.modules(), checkpoint)
     task.model.eval()
     return task, meta
-
-
-def _read_meta(model_path: str | Path) -> Mapping[str, Any]:
-    import torch
-
-    path = Path(model_path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: model does not exist; train it first (nvd train / rule decompose)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return ckpt["meta"]
-    except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable nvd model checkpoint ({exc})") from exc
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

@@ -256,17 +256,24 @@ def train(
     return TrainResult(cfg.iterations, wall, final_psnr, ckpt_path, resumed_from)
 
 
-def load_modules(path: str | os.PathLike, modules: Mapping[str, nn.Module]) -> dict[str, Any]:
-    """Load the module states of the checkpoint at ``path`` into ``modules`` (for evaluation).
-
-    ``modules`` must have the names the task's ``modules()`` had. Tensors are copied onto each
-    module's own device. Returns the checkpoint's ``meta``. Raises CheckpointError.
-    """
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint at ``path`` as saved (on the CPU); CheckpointError when missing or unreadable."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint does not exist; train the model first")
-    ckpt = _read_checkpoint(path)
-    _load_module_states(path, ckpt, modules)
+    return _read_checkpoint(path)
+
+
+def load_modules(path: str | os.PathLike, modules: Mapping[str, nn.Module],
+                 checkpoint: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Load the module states of the checkpoint at ``path`` into ``modules`` (for evaluation).
+
+    ``modules`` must have the names the task's ``modules()`` had. Tensors are copied onto each
+    module's own device. Pass ``checkpoint`` (from read_checkpoint) when it was already read.
+    Returns the checkpoint's ``meta``. Raises CheckpointError.
+    """
+    ckpt = dict(checkpoint) if checkpoint is not None else read_checkpoint(path)
+    _load_module_states(Path(path), ckpt, modules)
     return ckpt["meta"]
 
 
