@@ -48,11 +48,14 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> None:
         raise ConfigError(f"{source}: config key '{key}': {err.message}")
 
 
-def section(cls: type[C], values: Mapping[str, Any] | None, name: str) -> C:
+def section(cls: type[C], values: Mapping[str, Any] | None, name: str, base: C | None = None) -> C:
     """Build the dataclass ``cls`` from a config section, naming unknown keys.
 
-    Nested dataclass fields are built from nested mappings (``decomposition.model.
-    texture_grid``); lists become tuples where the field is a tuple.
+    Keys not given take their value from ``base`` when one is passed, else the dataclass
+    default. Nested dataclass fields are built from nested mappings (``decomposition.model.
+    texture_grid``) on top of that field's default instance, so a component whose default
+    sub-config differs from the sub-config's own defaults (HyperNVD's bias-free target) keeps
+    it for the keys the user leaves out. Lists become tuples where the field is a tuple.
     """
     values = dict(values or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -63,10 +66,21 @@ def section(cls: type[C], values: Mapping[str, Any] | None, name: str) -> C:
     for key, value in values.items():
         hint = hints[key]
         if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-            values[key] = section(hint, value, f"{name}.{key}")
+            values[key] = section(hint, value, f"{name}.{key}", _field_default(fields[key], base))
         elif isinstance(value, list) and tuple in (typing.get_origin(hint), *map(typing.get_origin, typing.get_args(hint))):
             values[key] = tuple(value)
+    if base is not None:
+        return dataclasses.replace(base, **values)
     return cls(**values)
+
+
+def _field_default(f: dataclasses.Field, base: Any) -> Any:
+    """The value field ``f`` takes when not configured: from ``base``, else its default."""
+    if base is not None:
+        return getattr(base, f.name)
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
 
 
 def stage_section(config: Mapping[str, Any], stage: str, dataset: str | None = None) -> dict[str, Any]:

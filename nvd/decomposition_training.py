@@ -1,6 +1,8 @@
 """Training objective of the layered decomposition: sampling, every loss, mapping pretraining.
 
-``DecompositionTask`` plugs into the model-agnostic loop in ``nvd.training``. Per iteration
+``DecompositionObjective`` holds the losses for any model with the decomposition's interface
+(a trained module, or HyperNVD's target run on generated tensors); ``DecompositionTask`` adds
+the optimiser and plugs into the model-agnostic loop in ``nvd.training``. Per iteration
 it samples ``batch_size`` pixels uniformly over all frames, renders them and their right and
 lower neighbours (colour gradients, local rigidity), follows forward and backward flow to
 the matched points (flow losses, consistent pixels only), and adds the regularisers; the
@@ -19,6 +21,8 @@ from .decomposition import DecompositionConfig, LayeredDecomposition, normalise_
 from .losses import LossWeights, active_weights
 from .training import TrainConfig
 from .video_data import VideoTensors
+
+PSNR_FRAMES = 4  # frames the training log's PSNR averages over
 
 
 @dataclass(frozen=True)
@@ -46,35 +50,30 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
     return grid, rest
 
 
-class DecompositionTask:
-    """The decomposition of one video as a TrainTask (see nvd.training)."""
+class DecompositionObjective:
+    """Sampling, losses and rendering of one video's decomposition for a given model.
 
-    def __init__(self, video: VideoTensors, cfg: DecompositionTrainConfig,
-                 model: LayeredDecomposition | None = None) -> None:
+    ``model`` is a LayeredDecomposition or anything with its interface, e.g. a
+    ``nvd.hypernet.FunctionalDecomposition`` running the target on generated tensors (so
+    HyperNVD trains through exactly these losses). It may be replaced between steps.
+    """
+
+    def __init__(self, video: VideoTensors, cfg: DecompositionTrainConfig, model) -> None:
+        if model.n_layers != video.n_layers:
+            raise ValueError(f"model has {model.n_layers} layers, the video needs {video.n_layers}")
         self.video = video
         self.cfg = cfg
-        device = video.frames.device
-        self.model = (model or LayeredDecomposition(video.n_layers, cfg.model)).to(device)
-        if self.model.n_layers != video.n_layers:
-            raise ValueError(f"model has {self.model.n_layers} layers, the video needs {video.n_layers}")
-        grid, rest = split_parameters(self.model)
-        self._optimizer = torch.optim.Adam(
-            [{"params": grid, "lr": cfg.lr_grid}, {"params": rest, "lr": cfg.lr_mlp}]
-        )
+        self.model = model
         t, h, w = video.shape
         self.resolution = max(w, h)
-        self.uv_scales = self.model.uv_scales
 
-    # -- TrainTask protocol -------------------------------------------------------------
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
+    @property
+    def uv_scales(self) -> Tensor:
+        return self.model.uv_scales
 
-    def optimizer(self) -> torch.optim.Optimizer:
-        return self._optimizer
-
-    def step_loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
-        self._set_learning_rates(iteration)
-        if iteration <= self.cfg.pretrain_iterations:  # iterations count from 1
+    def loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        """Loss of iteration ``iteration`` (1-based; mapping pretraining first) and its parts."""
+        if iteration <= self.cfg.pretrain_iterations:
             loss = self.pretrain_loss(generator)
             return loss, {"pretrain": loss.item()}
         weights = active_weights(self.cfg.losses, iteration)
@@ -83,17 +82,15 @@ class DecompositionTask:
 
     @torch.no_grad()
     def psnr(self) -> float:
-        """PSNR of the middle frame (quick figure for the training log)."""
-        t = self.video.shape[0] // 2
-        rendered = self.render_frame(t)["rgb"].clamp(0, 1)
-        mse = torch.mean((rendered - self.video.frames[t]) ** 2)
-        return float(-10 * torch.log10(mse.clamp_min(1e-12)))
-
-    def _set_learning_rates(self, iteration: int) -> None:
-        """The lr schedule is a function of the iteration alone, so resuming repeats it."""
-        factor = self.cfg.lr_decay ** (iteration / self.cfg.train.iterations)
-        for group, base in zip(self._optimizer.param_groups, (self.cfg.lr_grid, self.cfg.lr_mlp)):
-            group["lr"] = base * factor
+        """Mean PSNR over up to PSNR_FRAMES evenly spaced frames (the training log's figure)."""
+        count = self.video.shape[0]
+        picks = sorted({round(i * (count - 1) / max(PSNR_FRAMES - 1, 1)) for i in range(min(PSNR_FRAMES, count))})
+        values = []
+        for t in picks:
+            rendered = self.render_frame(t)["rgb"].clamp(0, 1)
+            mse = torch.mean((rendered - self.video.frames[t]) ** 2)
+            values.append(float(-10 * torch.log10(mse.clamp_min(1e-12))))
+        return sum(values) / len(values)
 
     # -- sampling -----------------------------------------------------------------------
     def coords(self, x: Tensor, y: Tensor, t: Tensor) -> Tensor:
@@ -218,3 +215,34 @@ class DecompositionTask:
         xyt = self.coords(xs, ys, torch.full_like(xs, float(t)))
         parts = [self.model(xyt[i : i + chunk]) for i in range(0, xyt.shape[0], chunk)]
         return {k: torch.cat([p[k] for p in parts]).reshape(h, w, *parts[0][k].shape[1:]) for k in parts[0]}
+
+
+class DecompositionTask(DecompositionObjective):
+    """The decomposition of one video as a TrainTask (see nvd.training): the objective plus
+    the model's parameters and their optimiser (grid tables and MLPs at their own rates)."""
+
+    def __init__(self, video: VideoTensors, cfg: DecompositionTrainConfig,
+                 model: LayeredDecomposition | None = None) -> None:
+        device = video.frames.device
+        model = (model or LayeredDecomposition(video.n_layers, cfg.model)).to(device)
+        super().__init__(video, cfg, model)
+        grid, rest = split_parameters(model)
+        self._optimizer = torch.optim.Adam(
+            [{"params": grid, "lr": cfg.lr_grid}, {"params": rest, "lr": cfg.lr_mlp}]
+        )
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.model}
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._optimizer
+
+    def step_loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        self._set_learning_rates(iteration)
+        return self.loss(iteration, generator)
+
+    def _set_learning_rates(self, iteration: int) -> None:
+        """The lr schedule is a function of the iteration alone, so resuming repeats it."""
+        factor = self.cfg.lr_decay ** (iteration / self.cfg.train.iterations)
+        for group, base in zip(self._optimizer.param_groups, (self.cfg.lr_grid, self.cfg.lr_mlp)):
+            group["lr"] = base * factor

@@ -99,13 +99,19 @@ class TrainTask(Protocol):
         and its named parts as floats (one log.csv column each; names other than iteration,
         wall_time_s, loss and psnr). All randomness (batch sampling...) must come from
         ``generator``, which lives on the training device; ``train`` does the backward pass and
-        the optimiser step."""
+        the optimiser step.
+
+        A task that accumulates gradients itself (HyperNVD backpropagates each video's loss
+        before building the next video's graph) returns the total loss detached (no
+        ``requires_grad``); ``train`` then only checks it and steps. A non-finite total still
+        stops the run before the step."""
         ...
 
-    def psnr(self) -> float:
+    def psnr(self) -> float | Mapping[str, float]:
         """Quick quality figure in dB for the logs (may use a fixed subset of frames). Runs
         under ``torch.no_grad``; must not draw from the sampling generator and must leave the
-        modules in the mode it found them."""
+        modules in the mode it found them. A mapping holds the headline figure under "psnr"
+        and more figures (e.g. per video) as extra log.csv columns."""
         ...
 
 
@@ -211,7 +217,8 @@ def train(
             # backward/step means a NaN never reaches the parameters or the optimiser state.
             if not bool(torch.isfinite(loss)):
                 raise TrainingDiverged(_diverged_message(it, loss, parts, ckpt_path))
-            loss.backward()
+            if loss.requires_grad:
+                loss.backward()
             optimizer.step()
             if bar is not None:
                 bar.update()
@@ -226,12 +233,14 @@ def train(
                 clash = parts.keys() & {*_LEAD_COLUMNS, _PSNR_COLUMN}
                 if clash:
                     raise ValueError(f"loss part names {sorted(clash)} are reserved for log.csv columns")
-                final_psnr = _eval_psnr(task)
+                figures = _eval_psnr(task)
+                final_psnr = figures[_PSNR_COLUMN]
                 row = {
                     "iteration": it,
                     "wall_time_s": wall,
                     "loss": loss.item(),
                     **{name: float(value) for name, value in parts.items()},
+                    **{name: value for name, value in figures.items() if name != _PSNR_COLUMN},
                     _PSNR_COLUMN: final_psnr,
                 }
                 csv_log.append(row)
@@ -251,7 +260,7 @@ def train(
             board.close()
 
     if start == cfg.iterations:  # the run was already complete: nothing was logged in this call
-        final_psnr = _eval_psnr(task)
+        final_psnr = _eval_psnr(task)[_PSNR_COLUMN]
     log.info("trained %d iterations in %.1f s of training time, PSNR %.2f dB", cfg.iterations, wall, final_psnr)
     return TrainResult(cfg.iterations, wall, final_psnr, ckpt_path, resumed_from)
 
@@ -467,9 +476,15 @@ def _check_identity(path: Path, saved: dict[str, Any], current: dict[str, Any]) 
 # ---------------------------------------------------------------------------- logging
 
 
-def _eval_psnr(task: TrainTask) -> float:
+def _eval_psnr(task: TrainTask) -> dict[str, float]:
+    """task.psnr() as {"psnr": headline, other log columns...}."""
     with torch.no_grad():
-        return float(task.psnr())
+        value = task.psnr()
+    if isinstance(value, Mapping):
+        if _PSNR_COLUMN not in value:
+            raise ValueError(f"task.psnr() returned {sorted(value)} without the headline '{_PSNR_COLUMN}'")
+        return {name: float(v) for name, v in value.items()}
+    return {_PSNR_COLUMN: float(value)}
 
 
 def _diverged_message(iteration: int, loss: Tensor, parts: Mapping[str, float], ckpt_path: Path) -> str:
