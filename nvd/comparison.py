@@ -24,7 +24,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -541,4 +541,32 @@ def write_generalisation(out_dir: str | os.PathLike, rows: list[dict]) -> dict[s
         _md_table(["split", "videos", "mean PSNR (dB)", "mean PSNR without residual (dB)"], summary),
     ])
     _write_text(paths["markdown"], text)
+    return paths
+
+
+# ---------------------------------------------------------------------------- from run files
+
+
+def write_tables(out_dir: str | os.PathLike, runs: Mapping[str, tuple[str | os.PathLike, str | os.PathLike]],
+                 outputs: Mapping[str, str | os.PathLike], cfg: TablesConfig = TablesConfig()) -> dict[str, Path]:
+    """All HyperNVD tables and plots from the files the runs leave (the ``tables`` rule).
+
+    ``runs``: held-out video -> (scratch log.csv, finetune log.csv); ``outputs``: video ->
+    hypernet_output.json (see nvd.hypernvd.hypernet_output_quality, holding its split).
+    """
+    import json
+
+    from .training import read_log
+
+    paths: dict[str, Path] = {}
+    if runs:
+        comparisons = [compare_runs(video, read_log(Path(scratch).parent), read_log(Path(finetune).parent), cfg)
+                       for video, (scratch, finetune) in runs.items()]
+        paths.update(write_comparison(out_dir, comparisons))
+    rows = []
+    for video, path in outputs.items():
+        quality = json.loads(Path(path).read_text())
+        rows.append({"video": video, "split": quality["split"], "psnr": quality["psnr"],
+                     "psnr_no_residual": quality["psnr_no_residual"]})
+    paths.update({f"generalisation_{k}": v for k, v in write_generalisation(out_dir, rows).items()})
     return paths

@@ -66,3 +66,38 @@ def _file_entry(dataset: str, name: str, entry: Any) -> VideoSource:
     ann, truth = entry.get("annotations"), entry.get("ground_truth")
     return VideoSource(dataset, name, Path(entry["frames"]), Path(ann) if ann else None,
                        Path(truth) if truth else None)
+
+
+@dataclass(frozen=True)
+class HyperSplit:
+    """HyperNVD's videos: the dataset, its training split and its held-out split."""
+
+    dataset: str
+    train: tuple[str, ...]
+    heldout: tuple[str, ...]
+
+
+def hypernet_split(config: Mapping[str, Any]) -> HyperSplit | None:
+    """The ``hypernet`` section's splits, checked against the dataset (None without one).
+
+    ConfigError when the dataset is unknown, a split names a video the dataset does not
+    list, a video is in both splits or twice in one.
+    """
+    section = config.get("hypernet")
+    if section is None:
+        return None
+    dataset = section.get("dataset")
+    known = dataset_videos(config, dataset)
+    train, heldout = tuple(section.get("train_videos") or ()), tuple(section.get("heldout_videos") or ())
+    for key, names in (("train_videos", train), ("heldout_videos", heldout)):
+        missing = [v for v in names if v not in known]
+        if missing:
+            raise ConfigError(f"hypernet.{key}: {missing} not listed in dataset '{dataset}' (it has {sorted(known)})")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"hypernet.{key} lists a video twice: {list(names)}")
+    both = sorted(set(train) & set(heldout))
+    if both:
+        raise ConfigError(f"hypernet: videos {both} are in both train_videos and heldout_videos")
+    if not train:
+        raise ConfigError("hypernet.train_videos: list at least one training video")
+    return HyperSplit(dataset, train, heldout)

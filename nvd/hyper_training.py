@@ -53,6 +53,8 @@ class HyperTrainConfig:
                                                                    log_every=100))
 
     def __post_init__(self) -> None:
+        # Only what the dataclass alone can tell; nvd.datasets.hypernet_split checks the
+        # splits against the config's datasets.
         if not self.dataset:
             raise ConfigError("hypernet.dataset: name the dataset whose videos the splits list")
         if not self.train_videos:
@@ -60,10 +62,6 @@ class HyperTrainConfig:
         both = sorted(set(self.train_videos) & set(self.heldout_videos))
         if both:
             raise ConfigError(f"hypernet: videos {both} are in both train_videos and heldout_videos")
-        for key in ("train_videos", "heldout_videos"):
-            names = getattr(self, key)
-            if len(set(names)) != len(names):
-                raise ConfigError(f"hypernet.{key} lists a video twice: {list(names)}")
 
     def objective(self) -> DecompositionTrainConfig:
         """The per-video objective's settings (batch, schedule, losses, target model)."""

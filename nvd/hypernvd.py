@@ -32,13 +32,14 @@ import torch
 from torch import Tensor
 
 from .config import section
+from .datasets import hypernet_split
 from .decompose import copy_atomic, train_decomposition, video_identity
 from .decomposition import DecompositionConfig, LayeredDecomposition
 from .decomposition_eval import render_video
 from .decomposition_training import DecompositionTask, DecompositionTrainConfig
 from .devices import resolve_device
 from .errors import ConfigError, InputError
-from .hyper_training import HyperTask, HyperTrainConfig
+from .hyper_training import HyperTask, HyperTrainConfig, finetune_defaults
 from .hypernet import HyperNetwork, parameter_count
 from .metrics import psnr_per_frame
 from .stores import open_store
@@ -69,33 +70,24 @@ def load_embedding(store: str | Path) -> Tensor:
     return torch.from_numpy(windows[0].astype(np.float32))
 
 
-def hyper_config(config: Mapping[str, Any]) -> HyperTrainConfig:
-    """The ``hypernet`` section of a workflow config, checked against its datasets."""
-    values = config.get("hypernet")
-    if values is None:
+def hyper_config(config: Mapping[str, Any], check_split: bool = True) -> HyperTrainConfig:
+    """The ``hypernet`` section of a workflow config; with ``check_split`` its splits are
+    checked against the config's datasets (jobs get the sections alone, checked already)."""
+    if config.get("hypernet") is None:
         raise ConfigError("the config has no 'hypernet' section")
-    cfg = section(HyperTrainConfig, values, "hypernet")
-    datasets = config.get("datasets", {})
-    if cfg.dataset not in datasets:
-        raise ConfigError(f"hypernet.dataset: '{cfg.dataset}' is not in the config's datasets {sorted(datasets)}")
-    known = set((datasets[cfg.dataset].get("videos") or {}))
-    for key in ("train_videos", "heldout_videos"):
-        missing = [v for v in getattr(cfg, key) if v not in known]
-        if missing:
-            raise ConfigError(f"hypernet.{key}: {missing} not listed in dataset '{cfg.dataset}' (known: {sorted(known)})")
-    return cfg
+    if check_split:
+        hypernet_split(config)
+    return section(HyperTrainConfig, config["hypernet"], "hypernet")
 
 
-def finetune_config(config: Mapping[str, Any]) -> DecompositionTrainConfig:
+def finetune_config(config: Mapping[str, Any], check_split: bool = True) -> DecompositionTrainConfig:
     """The ``finetune`` section on top of HyperNVD's finetuning defaults, with the target model
     of ``hypernet.model`` (the architecture is the hypernetwork's, not configurable here)."""
-    from .hyper_training import finetune_defaults
-
     values = dict(config.get("finetune") or {})
     if "model" in values:
         raise ConfigError("finetune.model: the finetuned architecture is the hypernetwork's target; set hypernet.model")
     cfg = section(DecompositionTrainConfig, values, "finetune", finetune_defaults())
-    return dataclasses.replace(cfg, model=hyper_config(config).model)
+    return dataclasses.replace(cfg, model=hyper_config(config, check_split).model)
 
 
 # ---------------------------------------------------------------------------- training

@@ -4,7 +4,7 @@
 from snakemake.exceptions import WorkflowError
 
 from nvd.config import as_dict, validate_config
-from nvd.datasets import all_videos, dataset_videos
+from nvd.datasets import all_videos, dataset_videos, hypernet_split
 from nvd.demo import FOOTAGE_CLIPS, SYNTHETIC_CLIPS
 from nvd.errors import NvdError
 from nvd.stages import STAGE_CONFIGS, backends_in_use, stage_config
@@ -14,14 +14,30 @@ from nvd.weights import BACKEND_WEIGHTS, check_weights, weights_from_config
 RESULTS = config.get("results_dir", "results")
 DEMO_DIR = config.get("demo_dir", "data/demo")
 STORES = {stage: f"{RESULTS}/{{dataset}}/{{video}}/{stage}.zarr" for stage in STAGE_CONFIGS}
-_DECOMPOSITION_DIR = f"{RESULTS}/{{dataset}}/{{video}}/decomposition"
-DECOMPOSITION = {
-    "model": f"{_DECOMPOSITION_DIR}/model.pt",
-    "log": f"{_DECOMPOSITION_DIR}/log.csv",
-    "work": f"{_DECOMPOSITION_DIR}/work",
-    "eval": f"{_DECOMPOSITION_DIR}/eval",
-    "edit": f"{_DECOMPOSITION_DIR}/custom_edit.mp4",
+# One folder per trained model of a video: `decomposition` (per-video Hashing-NVD), and for
+# HyperNVD's held-out videos `finetune` (from the hypernetwork) and `scratch` (the baseline).
+METHODS = ("decomposition", "finetune", "scratch")
+_RUN_DIR = f"{RESULTS}/{{dataset}}/{{video}}/{{method}}"
+RUN = {
+    "model": f"{_RUN_DIR}/model.pt",
+    "log": f"{_RUN_DIR}/log.csv",
+    "work": f"{_RUN_DIR}/work",
+    "eval": f"{_RUN_DIR}/eval",
+    "edit": f"{_RUN_DIR}/custom_edit.mp4",
 }
+HYPERNET_DIR = f"{RESULTS}/hypernet/{{dataset}}"
+HYPERNET = {"model": f"{HYPERNET_DIR}/model.pt", "log": f"{HYPERNET_DIR}/log.csv", "work": f"{HYPERNET_DIR}/work"}
+HYPER_OUTPUT = f"{RESULTS}/{{dataset}}/{{video}}/hypernet_output.json"
+TABLES_DIR = f"{RESULTS}/tables"
+
+
+def run_files(method):
+    """RUN's paths with the method filled in (dataset and video stay wildcards)."""
+    return {key: path.replace("{method}", method) for key, path in RUN.items()}
+
+
+def run_path(key, method, dataset, video):
+    return RUN[key].format(method=method, dataset=dataset, video=video)
 
 
 try:
@@ -29,6 +45,7 @@ try:
     WEIGHTS = weights_from_config(config)
     VIDEOS = all_videos(config)
     check_weights(WEIGHTS, backends_in_use(config))
+    HYPER_SPLIT = hypernet_split(config)
 except NvdError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -37,6 +54,7 @@ wildcard_constraints:
     dataset=r"[A-Za-z0-9_-]+",
     video=r"[A-Za-z0-9_.-]+",
     layer=r"\d+",
+    method="|".join(METHODS),
 
 
 def store_path(stage, dataset, video):
@@ -63,9 +81,9 @@ def all_decompositions():
     for v in VIDEOS:
         if not _decomposed(v):
             continue
-        targets.append(DECOMPOSITION["eval"].format(dataset=v.dataset, video=v.name))
+        targets.append(run_path("eval", "decomposition", v.dataset, v.name))
         if v.name in config.get("edits", {}).get(v.dataset, {}):
-            targets.append(DECOMPOSITION["edit"].format(dataset=v.dataset, video=v.name))
+            targets.append(run_path("edit", "decomposition", v.dataset, v.name))
     return targets
 
 
@@ -90,8 +108,8 @@ def training_gpus(wildcards):
 
 def evaluate_inputs(wildcards):
     inputs = video_stores(wildcards)
-    inputs["model"] = DECOMPOSITION["model"].format(**wildcards)
-    inputs["log"] = DECOMPOSITION["log"].format(**wildcards)
+    inputs["model"] = RUN["model"].format(**wildcards)
+    inputs["log"] = RUN["log"].format(**wildcards)
     truth = video_source(wildcards).ground_truth
     if truth is not None:
         inputs["truth"] = str(truth)
@@ -109,8 +127,8 @@ def _edit_spec(wildcards):
 
 def edit_inputs(wildcards):
     inputs = video_stores(wildcards)
-    inputs["model"] = DECOMPOSITION["model"].format(**wildcards)
-    inputs["eval"] = DECOMPOSITION["eval"].format(**wildcards)
+    inputs["model"] = RUN["model"].format(**wildcards)
+    inputs["eval"] = RUN["eval"].format(**wildcards)
     inputs.update({f"layer{k}": path for k, path in _edit_spec(wildcards)["atlases"].items()})
     return inputs
 
@@ -174,3 +192,105 @@ def gpus_for(stage):
         return 1 if (stage, backend) in BACKEND_WEIGHTS else 0
 
     return gpus
+
+
+# ---------------------------------------------------------------------------- HyperNVD
+
+
+def _hyper_dataset(wildcards):
+    if HYPER_SPLIT is None or wildcards.dataset != HYPER_SPLIT.dataset:
+        raise WorkflowError(
+            f"no hypernetwork for dataset '{wildcards.dataset}' (config key hypernet.dataset)"
+        )
+    return HYPER_SPLIT
+
+
+def _hyper_stores(dataset, video):
+    return {stage: store_path(stage, dataset, video) for stage in ("frames", "flow", "masks", "embedding")}
+
+
+def hypernet_inputs(wildcards):
+    """Every store of every training video."""
+    split = _hyper_dataset(wildcards)
+    return {f"{stage}_{video}": path for video in split.train
+            for stage, path in _hyper_stores(split.dataset, video).items()}
+
+
+def hyper_split_of(wildcards):
+    split = _hyper_dataset(wildcards)
+    if wildcards.video in split.train:
+        return "train"
+    if wildcards.video in split.heldout:
+        return "heldout"
+    raise WorkflowError(
+        f"video '{wildcards.video}' is in neither hypernet.train_videos nor hypernet.heldout_videos"
+    )
+
+
+def hyper_video_inputs(wildcards):
+    """A video's stores and the hypernetwork of its dataset (finetune, hypernet output)."""
+    hyper_split_of(wildcards)
+    inputs = _hyper_stores(wildcards.dataset, wildcards.video)
+    inputs["hypernet"] = HYPERNET["model"].format(dataset=wildcards.dataset)
+    return inputs
+
+
+def scratch_inputs(wildcards):
+    if hyper_split_of(wildcards) != "heldout":
+        raise WorkflowError(f"the scratch baseline runs on held-out videos; '{wildcards.video}' is a training video")
+    return video_stores(wildcards)
+
+
+def hyper_params(*keys):
+    """The config sections a HyperNVD job reads, as written (defaults are applied inside the
+    job); only those, so changing another section does not rerun it."""
+    return {key: config.get(key) or {} for key in keys}
+
+
+def hyper_gpus(section):
+    """Resource function: a GPU unless the section's training runs on the CPU."""
+
+    def gpus(wildcards):
+        device = (config.get(section) or {}).get("train", {}).get("device", "auto")
+        return 0 if device == "cpu" else 1
+
+    return gpus
+
+
+def tables_inputs(wildcards):
+    split = HYPER_SPLIT
+    inputs = {}
+    for video in split.heldout:
+        for method in ("scratch", "finetune"):
+            inputs[f"{method}_{video}"] = run_path("log", method, split.dataset, video)
+    for video in (*split.train, *split.heldout):
+        inputs[f"output_{video}"] = HYPER_OUTPUT.format(dataset=split.dataset, video=video)
+    return inputs
+
+
+def tables_outputs():
+    """The files the tables rule writes (names from nvd.comparison)."""
+    if HYPER_SPLIT is None:
+        return {}
+    outputs = {
+        "generalisation_csv": f"{TABLES_DIR}/hypernvd_generalisation.csv",
+        "generalisation_md": f"{TABLES_DIR}/hypernvd_generalisation.md",
+    }
+    if HYPER_SPLIT.heldout:
+        outputs.update({
+            "csv": f"{TABLES_DIR}/hypernvd_comparison.csv",
+            "markdown": f"{TABLES_DIR}/hypernvd_comparison.md",
+            "mean_plot": f"{TABLES_DIR}/psnr_vs_time_mean.png",
+        })
+        outputs.update({f"plot_{v}": f"{TABLES_DIR}/psnr_vs_time_{v}.png" for v in HYPER_SPLIT.heldout})
+    return outputs
+
+
+def all_hypernvd():
+    """Tables, plus the evaluation of every finetuned and scratch model."""
+    if HYPER_SPLIT is None:
+        return []
+    targets = list(tables_outputs().values())
+    for video in HYPER_SPLIT.heldout:
+        targets += [run_path("eval", method, HYPER_SPLIT.dataset, video) for method in ("finetune", "scratch")]
+    return targets

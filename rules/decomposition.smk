@@ -1,4 +1,5 @@
-# Layered neural video decomposition per video: train, evaluate, edit.
+# Layered neural video decomposition per video: train, evaluate, edit. `evaluate` and `edit`
+# serve every trained model of a video: decomposition, finetune (HyperNVD) and scratch.
 
 
 rule decompose:
@@ -7,11 +8,11 @@ rule decompose:
         flow=STORES["flow"],
         masks=STORES["masks"],
     output:
-        model=DECOMPOSITION["model"],
-        log=DECOMPOSITION["log"],
+        model=run_files("decomposition")["model"],
+        log=run_files("decomposition")["log"],
     params:
         section=decomposition_params,
-        work_dir=DECOMPOSITION["work"],
+        work_dir=run_files("decomposition")["work"],
         code=code_version("decomposition"),
     resources:
         gpu=training_gpus,
@@ -30,7 +31,13 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        directory(DECOMPOSITION["eval"]),
+        report(
+            directory(RUN["eval"]),
+            patterns=["{name}.mp4", "{name}.png"],
+            caption="../report/evaluation.rst",
+            category="Decompositions",
+            subcategory="{dataset}/{video} ({method})",
+        ),
     params:
         section=evaluation_params,
         lpips=config.get("weights", {}).get("lpips"),
@@ -39,9 +46,9 @@ rule evaluate:
         gpu=training_gpus,
     threads: 2
     log:
-        "logs/{dataset}/{video}/evaluate.log",
+        "logs/{dataset}/{video}/{method}/evaluate.log",
     benchmark:
-        "benchmarks/{dataset}/{video}/evaluate.tsv"
+        "benchmarks/{dataset}/{video}/{method}/evaluate.tsv"
     conda:
         "../envs/decomposition.yaml"
     script:
@@ -52,15 +59,15 @@ rule edit:
     input:
         unpack(edit_inputs),
     output:
-        DECOMPOSITION["edit"],
+        RUN["edit"],
     params:
         edits=edit_params,
         code=code_version("evaluation"),
     threads: 2
     log:
-        "logs/{dataset}/{video}/edit.log",
+        "logs/{dataset}/{video}/{method}/edit.log",
     benchmark:
-        "benchmarks/{dataset}/{video}/edit.tsv"
+        "benchmarks/{dataset}/{video}/{method}/edit.tsv"
     conda:
         "../envs/decomposition.yaml"
     script:

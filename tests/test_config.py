@@ -12,7 +12,11 @@ import yaml
 
 from nvd.config import SCHEMA_PATH, load_config, section, stage_section, validate_config
 from nvd.datasets import all_videos, dataset_videos
+from nvd.comparison import TablesConfig
+from nvd.decompose import EvaluationConfig
+from nvd.decomposition_training import DecompositionTrainConfig
 from nvd.embedding import EmbeddingConfig
+from nvd.hyper_training import HyperTrainConfig
 from nvd.errors import ConfigError, WeightsError
 from nvd.flow import FlowConfig
 from nvd.frames import FramesConfig
@@ -22,7 +26,8 @@ from nvd.weights import WeightsConfig, check_weights, weight_path
 from conftest import REPO, demo_config
 
 SECTIONS = {"frames": FramesConfig, "flow": FlowConfig, "masks": MasksConfig,
-            "embedding": EmbeddingConfig, "weights": WeightsConfig}
+            "embedding": EmbeddingConfig, "weights": WeightsConfig, "decomposition": DecompositionTrainConfig,
+            "evaluation": EvaluationConfig, "hypernet": HyperTrainConfig, "tables": TablesConfig}
 
 
 def test_shipped_configs_validate():
@@ -39,6 +44,13 @@ def test_schema_keys_match_dataclass_fields(name, cls):
     if "$ref" in node:
         node = schema["$defs"][node["$ref"].split("/")[-1]]
     assert set(node["properties"]) == {f.name for f in dataclasses.fields(cls)}
+
+
+def test_hypernet_network_schema_matches_its_dataclass():
+    from nvd.hypernet import HyperNetConfig
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    assert set(schema["$defs"]["hypernet_network"]["properties"]) == {f.name for f in dataclasses.fields(HyperNetConfig)}
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,11 @@ Clip names are lowercase letters only: they are Snakemake wildcard values.
 
 from .edits import paint_mark
 from .footage import FOOTAGE_CLIPS, footage_source, write_footage_clip
-from .scenes import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, SceneSpec
+from .scenes import FAMILY_CLIPS, SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, SceneSpec
 from .synthetic import RenderedScene, render_scene, write_synthetic_clip
 
 __all__ = [
+    "FAMILY_CLIPS",
     "FOOTAGE_CLIPS",
     "SYNTHETIC_CLIPS",
     "BackgroundSpec",

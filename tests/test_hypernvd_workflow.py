@@ -1,0 +1,166 @@
+"""HyperNVD through the real workflow: hypernetwork, finetune vs scratch, tables and report."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from nvd.decompose import load_decomposition
+from nvd.errors import ConfigError
+from nvd.hypernvd import VideoStores, finetune, load_embedding, load_hypernet
+
+from conftest import demo_config, dry_run_jobs, snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+TINY_TARGET = {
+    "mapping_hidden": 16, "mapping_layers": 3, "texture_hidden": 16, "texture_layers": 2,
+    "residual_hidden": 16, "residual_layers": 2, "alpha_hidden": 16, "alpha_layers": 2,
+    "texture_grid": {"n_levels": 4, "log2_table_size": 10, "finest_resolution": 128},
+    "residual_grid": {"n_levels": 4, "log2_table_size": 10, "finest_resolution": 128},
+    "alpha_grid": {"n_levels": 4, "log2_table_size": 10, "finest_resolution": 128},
+}
+RUN = {"iterations": 12, "checkpoint_every": 6, "log_every": 3, "device": "cpu"}
+
+
+def family_entry(name: str) -> dict:
+    return {"frames": f"data/demo/{name}/frames", "annotations": f"data/demo/{name}/masks"}
+
+
+def hyper_config(train=("drift",), heldout=("roam",)) -> dict:
+    config = demo_config()
+    config["datasets"] = {"family": {"layout": "files", "masks": {"backend": "annotations"},
+                                     "videos": {v: family_entry(v) for v in (*train, *heldout)}}}
+    config["hypernet"] = {
+        "dataset": "family", "train_videos": list(train), "heldout_videos": list(heldout),
+        "batch_size": 256, "pretrain_iterations": 3, "lr": 1e-3, "model": TINY_TARGET,
+        "network": {"head": "chunked", "hidden": 16, "chunk_size": 512, "chunk_code": 8},
+        "losses": {"alpha_bootstrapping_until": 6, "global_rigidity_until": 6}, "train": RUN,
+    }
+    config["finetune"] = {"batch_size": 256, "pretrain_iterations": 3, "lr_mlp": 1e-3,
+                          "losses": {"alpha_bootstrapping_until": 6, "global_rigidity_until": 6}, "train": RUN}
+    config["tables"] = {"budgets": [0.5, 1.0], "iteration_fractions": [0.5, 1.0]}
+    config["evaluation"] = {"atlas_size": 64}
+    return config
+
+
+@pytest.fixture(scope="module")
+def hyper_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("hypernvd")
+    path = write_config(workdir, hyper_config())
+    snakemake(workdir, "--configfile", str(path), "--cores", "2")
+    return workdir, path
+
+
+def test_workflow_produces_the_tables_and_evaluations(hyper_run):
+    workdir, _ = hyper_run
+    tables = workdir / "results" / "tables"
+    with open(tables / "hypernvd_comparison.csv") as fh:
+        rows = {row["video"]: row for row in csv.DictReader(fh)}
+    assert set(rows) == {"roam", "mean"}
+    roam = rows["roam"]
+    for key in ("scratch_final_psnr", "finetune_final_psnr", "scratch_psnr_at_50pct_time", "finetune_psnr_at_100pct_iters"):
+        assert 5 < float(roam[key]) < 60, (key, roam[key])
+    assert "roam" in (tables / "hypernvd_comparison.md").read_text()
+    for plot in ("psnr_vs_time_roam.png", "psnr_vs_time_mean.png"):
+        assert (tables / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with open(tables / "hypernvd_generalisation.csv") as fh:
+        splits = {row["video"]: row["split"] for row in csv.DictReader(fh)}
+    assert splits["drift"] == "train" and splits["roam"] == "heldout"
+    for method in ("finetune", "scratch"):
+        metrics = json.loads((workdir / f"results/family/roam/{method}/eval/metrics.json").read_text())
+        assert metrics["iterations"] == RUN["iterations"] and metrics["psnr"] > 5
+
+
+def test_hypernet_log_has_per_video_psnr_and_parameter_counts(hyper_run):
+    workdir, _ = hyper_run
+    from nvd.training import read_checkpoint, read_log
+
+    rows = read_log(workdir / "results/hypernet/family")
+    assert [r["iteration"] for r in rows] == [3, 6, 9, 12]
+    assert "psnr_drift" in rows[-1]
+    meta = read_checkpoint(workdir / "results/hypernet/family/model.pt")["meta"]
+    assert meta["hypernet_parameters"] > 0 and meta["target_parameters"] > 0 and meta["embedding_dim"] == 64
+
+
+def test_finetune_starts_from_the_hypernetwork_output(hyper_run, tmp_path):
+    """One finetuning step at a negligible learning rate leaves the generated tensors in place."""
+    workdir, _ = hyper_run
+    from nvd.hypernvd import finetune_config
+    import yaml
+
+    config = yaml.safe_load((workdir / "config.test.yaml").read_text())
+    config["finetune"]["lr_grid"] = config["finetune"]["lr_mlp"] = 1e-12
+    config["finetune"]["train"] = {**RUN, "iterations": 1}
+    cfg = finetune_config(config)
+    stores = VideoStores(*(workdir / f"results/family/roam/{s}.zarr" for s in ("frames", "flow", "masks", "embedding")))
+    hypernet_path = workdir / "results/hypernet/family/model.pt"
+    finetune(hypernet_path, stores, tmp_path / "work", tmp_path / "model.pt", cfg)
+    hypernet, _, _ = load_hypernet(hypernet_path, cfg.model)
+    generated = hypernet(load_embedding(stores.embedding))
+    task, meta = load_decomposition(tmp_path / "model.pt", stores.frames, stores.flow, stores.masks, "cpu")
+    for name, value in task.model.state_dict().items():
+        assert torch.allclose(value, generated[name], atol=1e-8), name
+    assert meta["init"]["hypernet"]  # the run records which hypernetwork it started from
+
+
+def test_report_holds_the_tables_and_plots(hyper_run):
+    workdir, path = hyper_run
+    snakemake(workdir, "--configfile", str(path), "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    for name in ("hypernvd_comparison.csv", "psnr_vs_time_mean.png", "hypernvd_generalisation.csv", "rec.mp4"):
+        assert name in html, name
+
+
+def test_nothing_to_redo_and_finetune_settings_rerun_only_their_jobs(hyper_run):
+    workdir, path = hyper_run
+    assert dry_run_jobs(workdir, "--configfile", str(path)) == {}
+    config = hyper_config()
+    config["finetune"]["lr_grid"] = 0.02
+    changed = write_config(workdir, config, "changed.yaml")
+    jobs = dry_run_jobs(workdir, "--configfile", str(changed))
+    assert "train_hyper" not in jobs and jobs.get("finetune") == 1 and jobs.get("scratch") == 1
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["hypernet"].update(train_videos=["nosuch"]), "not listed in dataset"),
+    (lambda c: c["hypernet"].update(heldout_videos=["drift"]), "both"),
+    (lambda c: c["hypernet"].update(dataset="other"), "other"),
+])
+def test_bad_splits_stop_the_run_before_any_job(tmp_path, mutate, message):
+    config = hyper_config()
+    mutate(config)
+    proc = snakemake(tmp_path, "--configfile", str(write_config(tmp_path, config)), "--dry-run", check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+def test_finetune_refuses_an_embedding_of_another_dimension(hyper_run, tmp_path):
+    workdir, _ = hyper_run
+    import zarr
+
+    from nvd.errors import InputError
+    from nvd.hypernvd import finetune_config
+    import yaml
+    import shutil
+
+    store = tmp_path / "embedding.zarr"
+    shutil.copytree(workdir / "results/family/roam/embedding.zarr", store)
+    group = zarr.open_group(store, mode="r+")
+    group.create_array("windows", data=torch.zeros(1, 10).numpy(), overwrite=True)
+    config = yaml.safe_load((workdir / "config.test.yaml").read_text())
+    stores = VideoStores(*(workdir / f"results/family/roam/{s}.zarr" for s in ("frames", "flow", "masks")), store)
+    with pytest.raises(InputError, match="10-d embedding"):
+        finetune(workdir / "results/hypernet/family/model.pt", stores, tmp_path / "w", tmp_path / "m.pt",
+                 finetune_config(config))
+
+
+def test_finetune_section_may_not_set_the_model():
+    from nvd.hypernvd import finetune_config
+
+    config = hyper_config()
+    config["finetune"]["model"] = {"mapping_hidden": 8}
+    with pytest.raises(ConfigError, match="hypernet.model"):
+        finetune_config(config)
