@@ -157,6 +157,73 @@ def _cmd_edit(args: argparse.Namespace) -> None:
     print(edit(task, args.atlases, edits, args.out, fps=video_fps(args.frames), mode=args.mode))
 
 
+def _hyper_stores(args: argparse.Namespace) -> "VideoStores":  # noqa: F821
+    from .hypernvd import VideoStores
+
+    return VideoStores(Path(args.frames), Path(args.flow), Path(args.masks),
+                       Path(args.embedding) if args.embedding else None)
+
+
+def _split_stores(config: dict, results: str | None, videos: Sequence[str]) -> dict:
+    """Stores of ``videos`` of the hypernet dataset under the results folder."""
+    from .hypernvd import VideoStores
+
+    root = Path(results or config.get("results_dir", "results")) / config["hypernet"]["dataset"]
+    return {v: VideoStores(*(root / v / f"{s}.zarr" for s in ("frames", "flow", "masks", "embedding"))) for v in videos}
+
+
+def _cmd_train_hyper(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .hypernvd import hyper_config, train_hypernet
+
+    config = load_config(args.config)
+    cfg = hyper_config(config)
+    out = Path(args.out)
+    result = train_hypernet(_split_stores(config, args.results, cfg.train_videos), out / "work", out / "model.pt", cfg)
+    print(f"{out / 'model.pt'}: {result.iterations} iterations, {result.wall_time_s:.0f} s, "
+          f"mean PSNR of the generated decompositions {result.psnr:.2f} dB")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .hypernvd import finetune, finetune_config, scratch_config, train_scratch
+
+    config = load_config(args.config)
+    cfg = finetune_config(config)
+    out = Path(args.out)
+    if args.from_scratch:
+        result = train_scratch(_hyper_stores(args), out / "work", out / "model.pt", cfg, scratch_config(config))
+    else:
+        if not args.hypernet or not args.embedding:
+            raise NvdError("finetuning needs --hypernet and --embedding (or --from-scratch for the baseline)")
+        result = finetune(args.hypernet, _hyper_stores(args), out / "work", out / "model.pt", cfg)
+    print(f"{out / 'model.pt'}: {result.iterations} iterations, {result.wall_time_s:.0f} s, PSNR {result.psnr:.2f} dB")
+
+
+def _cmd_hyper_output(args: argparse.Namespace) -> None:
+    import json
+
+    from .config import load_config
+    from .hypernvd import finetune_config, hypernet_output_quality
+
+    cfg = finetune_config(load_config(args.config))
+    print(json.dumps(hypernet_output_quality(args.hypernet, _hyper_stores(args), cfg, args.out, args.split), indent=1))
+
+
+def _cmd_tables(args: argparse.Namespace) -> None:
+    from .comparison import TablesConfig, write_tables
+    from .config import load_config, section
+    from .hypernvd import hyper_config
+
+    config = load_config(args.config)
+    cfg = hyper_config(config)
+    root = Path(args.results or config.get("results_dir", "results"))
+    runs = {v: tuple(root / cfg.dataset / v / m / "log.csv" for m in ("scratch", "finetune")) for v in cfg.heldout_videos}
+    outputs = {v: root / cfg.dataset / v / "hypernet_output.json" for v in (*cfg.train_videos, *cfg.heldout_videos)}
+    written = write_tables(args.out or root / "tables", runs, outputs, section(TablesConfig, config.get("tables"), "tables"))
+    print("\n".join(str(p) for p in written.values()))
+
+
 def _cmd_demo_data(args: argparse.Namespace) -> None:
     from .demo import FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
 
@@ -257,6 +324,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["add", "replace"], default="add")
     p.add_argument("--out", default="custom_edit.mp4")
     p.add_argument("--device", default="auto")
+
+    p = command("train-hyper", _cmd_train_hyper,
+                "Train the HyperNVD hypernetwork on the config's training split (resumes when interrupted).")
+    p.add_argument("--config", default="config.yaml", help="workflow config with a 'hypernet' section")
+    p.add_argument("--results", default=None, help="where the stores are (default: the config's results_dir)")
+    p.add_argument("--out", required=True, help="output folder: model.pt, log.csv, work/ (checkpoints)")
+
+    def hyper_video(p: argparse.ArgumentParser) -> None:
+        video_stores(p)
+        p.add_argument("--embedding", default=None, help="embedding store")
+        p.add_argument("--hypernet", default=None, help="model.pt written by nvd train-hyper")
+        p.add_argument("--config", default="config.yaml", help="workflow config ('hypernet', 'finetune' sections)")
+
+    p = command("finetune", _cmd_finetune,
+                "Finetune a video's decomposition from the hypernetwork's output (or train it from scratch).")
+    hyper_video(p)
+    p.add_argument("--from-scratch", action="store_true", help="the baseline: same model and settings, random init")
+    p.add_argument("--out", required=True, help="output folder: model.pt, log.csv, work/")
+
+    p = command("hyper-output", _cmd_hyper_output, "PSNR of the hypernetwork's output for a video, before finetuning.")
+    hyper_video(p)
+    p.add_argument("--split", choices=["train", "heldout"], default=None)
+    p.add_argument("--out", default=None, help="JSON file to write")
+
+    p = command("tables", _cmd_tables, "HyperNVD vs scratch tables and plots from finished runs.")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--results", default=None, help="results folder (default: the config's results_dir)")
+    p.add_argument("--out", default=None, help="output folder (default: <results>/tables)")
 
     p = command("demo-data", _cmd_demo_data, "Write the built-in demo clips (synthetic scenes + real footage).")
     p.add_argument("out", nargs="?", default="data/demo", help="output folder (default: data/demo)")

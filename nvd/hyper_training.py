@@ -145,7 +145,27 @@ class HyperTask:
 
 def finetune_defaults() -> DecompositionTrainConfig:
     """HyperNVD's finetuning schedule (``finetune`` section defaults): 80,000 iterations of
-    150,000 pixels, alpha bootstrapping only until iteration 500."""
+    150,000 pixels, alpha bootstrapping only until iteration 500, no mapping pretraining (the
+    generated mapping is trained already)."""
     base = DecompositionTrainConfig()
-    return replace(base, batch_size=150_000, losses=replace(base.losses, alpha_bootstrapping_until=500),
+    return replace(base, batch_size=150_000, pretrain_iterations=0,
+                   losses=replace(base.losses, alpha_bootstrapping_until=500),
                    train=replace(base.train, iterations=80_000))
+
+
+@dataclass(frozen=True)
+class ScratchConfig:
+    """The from-scratch baseline's warm-ups (``scratch`` section). The baseline trains with
+    the ``finetune`` settings except these: a random initialisation needs the per-video
+    decomposition's mapping pretraining, alpha bootstrapping and global rigidity phases,
+    which a generated initialisation does without. Defaults: Hashing-NVD's."""
+
+    pretrain_iterations: int = DecompositionTrainConfig.pretrain_iterations
+    alpha_bootstrapping_until: int = LossWeights.alpha_bootstrapping_until
+    global_rigidity_until: int = LossWeights.global_rigidity_until
+
+    def apply(self, cfg: DecompositionTrainConfig) -> DecompositionTrainConfig:
+        """``cfg`` (the finetune settings) with the baseline's warm-ups."""
+        losses = replace(cfg.losses, alpha_bootstrapping_until=self.alpha_bootstrapping_until,
+                         global_rigidity_until=self.global_rigidity_until)
+        return replace(cfg, pretrain_iterations=self.pretrain_iterations, losses=losses)

@@ -10,8 +10,9 @@ and the workflow rules ``train_hyper``, ``finetune``, ``scratch`` and ``hyper_ou
   are loaded into a plain ``LayeredDecomposition``, the hypernetwork is dropped, and the
   per-video training runs from there. ``evaluate`` and ``edit`` take it unchanged.
 - The baseline (``train_scratch``) trains the same target architecture with the same
-  settings from a random initialisation (with the mapping pretraining a finetuned model
-  skips), so the two logs compare like for like.
+  settings from a random initialisation, except for the warm-ups a random start needs
+  (mapping pretraining, long alpha bootstrapping, global rigidity: ``ScratchConfig``), as
+  the paper compares finetuning with Hashing-NVD trained from scratch.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .decomposition_eval import render_video
 from .decomposition_training import DecompositionTask, DecompositionTrainConfig
 from .devices import resolve_device
 from .errors import ConfigError, InputError
-from .hyper_training import HyperTask, HyperTrainConfig, finetune_defaults
+from .hyper_training import HyperTask, HyperTrainConfig, ScratchConfig, finetune_defaults
 from .hypernet import HyperNetwork, parameter_count
 from .metrics import psnr_per_frame
 from .stores import open_store
@@ -193,8 +194,7 @@ def finetune(hypernet_path: str | Path, stores: VideoStores, work_dir: str | Pat
 
     The tensors are generated once from the video's embedding and loaded into a plain
     decomposition model; from there it is a per-video decomposition run (``cfg``, whose
-    model must be the hypernetwork's target) without mapping pretraining: the generated
-    mapping is already trained.
+    model must be the hypernetwork's target; see finetune_config).
     """
     device = resolve_device(cfg.train.device)
     hypernet, template, meta = load_hypernet(hypernet_path, cfg.model, device)
@@ -210,17 +210,23 @@ def finetune(hypernet_path: str | Path, stores: VideoStores, work_dir: str | Pat
     state = {name: t.cpu() for name, t in generate_state(hypernet, embedding).items()}
     log.info("generated the %d target tensors in %.2f s", len(state), time.perf_counter() - start)
     del hypernet, template
-    cfg = dataclasses.replace(cfg, pretrain_iterations=0)
     return train_decomposition(stores.frames, stores.flow, stores.masks, work_dir, model_path, cfg,
                                restart_on_mismatch=restart_on_mismatch, initial_state=state,
                                init_identity={"hypernet": _file_digest(Path(hypernet_path))})
 
 
 def train_scratch(stores: VideoStores, work_dir: str | Path, model_path: str | Path,
-                  cfg: DecompositionTrainConfig, *, restart_on_mismatch: bool = False) -> TrainResult:
-    """The baseline: the same target model and settings from a random initialisation."""
-    return train_decomposition(stores.frames, stores.flow, stores.masks, work_dir, model_path, cfg,
+                  cfg: DecompositionTrainConfig, scratch: ScratchConfig = ScratchConfig(), *,
+                  restart_on_mismatch: bool = False) -> TrainResult:
+    """The baseline: the same target model and ``cfg`` (the finetune settings) from a random
+    initialisation, with the warm-ups of ``scratch``."""
+    return train_decomposition(stores.frames, stores.flow, stores.masks, work_dir, model_path, scratch.apply(cfg),
                                restart_on_mismatch=restart_on_mismatch)
+
+
+def scratch_config(config: Mapping[str, Any]) -> ScratchConfig:
+    """The ``scratch`` section (the baseline's warm-ups)."""
+    return section(ScratchConfig, config.get("scratch"), "scratch")
 
 
 @torch.no_grad()

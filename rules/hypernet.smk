@@ -77,7 +77,7 @@ rule scratch:
         model=run_files("scratch")["model"],
         log=run_files("scratch")["log"],
     params:
-        sections=hyper_params("hypernet", "finetune"),
+        sections=hyper_params("hypernet", "finetune", "scratch"),
         work_dir=run_files("scratch")["work"],
         code=code_version("hypernet"),
     resources:

@@ -16,7 +16,7 @@ from nvd.comparison import TablesConfig
 from nvd.decompose import EvaluationConfig
 from nvd.decomposition_training import DecompositionTrainConfig
 from nvd.embedding import EmbeddingConfig
-from nvd.hyper_training import HyperTrainConfig
+from nvd.hyper_training import HyperTrainConfig, ScratchConfig
 from nvd.errors import ConfigError, WeightsError
 from nvd.flow import FlowConfig
 from nvd.frames import FramesConfig
@@ -27,7 +27,8 @@ from conftest import REPO, demo_config
 
 SECTIONS = {"frames": FramesConfig, "flow": FlowConfig, "masks": MasksConfig,
             "embedding": EmbeddingConfig, "weights": WeightsConfig, "decomposition": DecompositionTrainConfig,
-            "evaluation": EvaluationConfig, "hypernet": HyperTrainConfig, "tables": TablesConfig}
+            "evaluation": EvaluationConfig, "hypernet": HyperTrainConfig, "tables": TablesConfig,
+            "scratch": ScratchConfig}
 
 
 def test_shipped_configs_validate():

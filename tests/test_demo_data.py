@@ -13,10 +13,11 @@ import pytest
 from PIL import Image
 
 import nvd.demo.synthetic as synthetic
-from nvd.demo import FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
+from nvd.demo import FAMILY_CLIPS, FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
 from nvd.errors import InputError
 
-CLIPS = sorted(SYNTHETIC_CLIPS)
+# The HyperNVD family clips share one generator: one of them stands for all six.
+CLIPS = sorted(set(SYNTHETIC_CLIPS) - set(FAMILY_CLIPS)) + ["drift"]
 
 
 @pytest.fixture(scope="module", params=CLIPS)
@@ -82,6 +83,13 @@ def test_clip_names_are_wildcard_safe() -> None:
         assert re.fullmatch(r"[a-z]+", name), name
     assert any(len(spec.objects) == 1 for spec in SYNTHETIC_CLIPS.values())
     assert any(len(spec.objects) == 2 for spec in SYNTHETIC_CLIPS.values())
+
+
+def test_family_clips_share_the_place_and_differ_in_the_object():
+    specs = list(FAMILY_CLIPS.values())
+    assert len(specs) == 6 and all(len(s.objects) == 1 for s in specs)
+    assert len({s.background for s in specs}) == 1
+    assert len({(s.objects[0].seed, s.objects[0].origin) for s in specs}) == 6
 
 
 def test_layer_maps_invert_exactly() -> None:

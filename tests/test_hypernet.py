@@ -179,3 +179,15 @@ def test_checkpoint_for_another_target_config_is_refused(tmp_path):
         assert torch.equal(a, b), name
     with pytest.raises(CheckpointError, match="different target model.*mapping_hidden"):
         load_hypernet(tmp_path / "checkpoint.pt", dataclasses.replace(TARGET, mapping_hidden=32))
+
+
+def test_scratch_baseline_takes_the_finetune_settings_with_its_own_warm_ups():
+    from nvd.hyper_training import ScratchConfig, finetune_defaults
+
+    finetune = finetune_defaults()
+    assert (finetune.pretrain_iterations, finetune.losses.alpha_bootstrapping_until) == (0, 500)
+    scratch = ScratchConfig().apply(finetune)
+    # Hashing-NVD's warm-ups, everything else as finetuned
+    assert (scratch.pretrain_iterations, scratch.losses.alpha_bootstrapping_until,
+            scratch.losses.global_rigidity_until) == (100, 10_000, 5_000)
+    assert dataclasses.replace(scratch, pretrain_iterations=0, losses=finetune.losses) == finetune

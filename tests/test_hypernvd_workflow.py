@@ -40,8 +40,9 @@ def hyper_config(train=("drift",), heldout=("roam",)) -> dict:
         "network": {"head": "chunked", "hidden": 16, "chunk_size": 512, "chunk_code": 8},
         "losses": {"alpha_bootstrapping_until": 6, "global_rigidity_until": 6}, "train": RUN,
     }
-    config["finetune"] = {"batch_size": 256, "pretrain_iterations": 3, "lr_mlp": 1e-3,
-                          "losses": {"alpha_bootstrapping_until": 6, "global_rigidity_until": 6}, "train": RUN}
+    config["finetune"] = {"batch_size": 256, "pretrain_iterations": 0, "lr_mlp": 1e-3,
+                          "losses": {"alpha_bootstrapping_until": 2, "global_rigidity_until": 0}, "train": RUN}
+    config["scratch"] = {"pretrain_iterations": 3, "alpha_bootstrapping_until": 6, "global_rigidity_until": 6}
     config["tables"] = {"budgets": [0.5, 1.0], "iteration_fractions": [0.5, 1.0]}
     config["evaluation"] = {"atlas_size": 64}
     return config
@@ -73,6 +74,11 @@ def test_workflow_produces_the_tables_and_evaluations(hyper_run):
     for method in ("finetune", "scratch"):
         metrics = json.loads((workdir / f"results/family/roam/{method}/eval/metrics.json").read_text())
         assert metrics["iterations"] == RUN["iterations"] and metrics["psnr"] > 5
+        # the baseline trains with the finetune settings plus the scratch section's warm-ups
+        losses = metrics["meta"]["config"]["losses"]
+        assert (losses["alpha_bootstrapping_until"], losses["global_rigidity_until"]) == (
+            (2, 0) if method == "finetune" else (6, 6)), method
+        assert metrics["meta"]["config"]["pretrain_iterations"] == (0 if method == "finetune" else 3)
 
 
 def test_hypernet_log_has_per_video_psnr_and_parameter_counts(hyper_run):
@@ -164,3 +170,24 @@ def test_finetune_section_may_not_set_the_model():
     config["finetune"]["model"] = {"mapping_hidden": 8}
     with pytest.raises(ConfigError, match="hypernet.model"):
         finetune_config(config)
+
+
+def test_shipped_demo_config_plans_hypernvd_on_the_family(tmp_path):
+    import yaml
+
+    from conftest import REPO
+    from nvd.hypernvd import hyper_config, scratch_config
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg = hyper_config(config)
+    assert cfg.dataset == "family" and len(cfg.train_videos) == 4 and len(cfg.heldout_videos) == 2
+    assert finetune_config_of(config).model == cfg.model
+    assert scratch_config(config).pretrain_iterations > 0
+    jobs = dry_run_jobs(tmp_path, "--configfile", str(write_config(tmp_path, config)))
+    assert (jobs["train_hyper"], jobs["hyper_output"], jobs["finetune"], jobs["scratch"], jobs["tables"]) == (1, 6, 2, 2, 1)
+
+
+def finetune_config_of(config):
+    from nvd.hypernvd import finetune_config
+
+    return finetune_config(config)

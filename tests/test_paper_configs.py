@@ -58,6 +58,9 @@ def test_paper_config_full_dag(name, videos, decomposed, tmp_path):
     expected = {"frames": videos, "flow": videos, "masks": videos, "embedding": videos, "all": 1}
     if decomposed:
         expected.update(decompose=videos, evaluate=videos)
+    if name == "davis2016":  # HyperNVD: 30 training videos, 10 finetuned and trained from scratch
+        expected.update(train_hyper=1, hyper_output=40, finetune=10, scratch=10, tables=1,
+                        evaluate=videos + 20)
     assert jobs == expected
 
 
@@ -73,8 +76,21 @@ def test_model_backends_request_a_gpu(tmp_path):
         if rule and found:
             gpus.setdefault(rule.group(1), set()).add(int(found.group(1)))
     assert gpus == {"flow": {1}, "embedding": {1}, "masks": {0}}
-    proc = snakemake(tmp_path, "--configfile", str(configfile), "--dry-run", "--cores", "1", "--until", "decompose")
-    assert re.search(r"rule decompose:.*?resources:.*?\bgpu=1", proc.stdout + proc.stderr, re.S)
+    # --until finetune plans train_hyper too (its input)
+    for until, rules in (("decompose", ["decompose"]), ("finetune", ["train_hyper", "finetune"])):
+        proc = snakemake(tmp_path, "--configfile", str(configfile), "--dry-run", "--cores", "1", "--until", until)
+        for rule in rules:
+            assert re.search(rf"rule {rule}:.*?resources:.*?\bgpu=1", proc.stdout + proc.stderr, re.S), rule
+
+
+def test_hypernet_rule_gets_a_gpu_through_the_slurm_profile(tmp_path):
+    """The Slurm executor turns the hypernet rule's gpu=1 into a GPU request of its job."""
+    configfile = write_config(tmp_path, paper_config("davis2016", tmp_path))
+    proc = snakemake(tmp_path, "--configfile", str(configfile), "--profile", str(REPO / "profiles" / "slurm"),
+                     "--dry-run", "--until", "train_hyper")
+    text = proc.stdout + proc.stderr
+    block = re.search(r"rule train_hyper:(.*?)(?:\n\n|$)", text, re.S)
+    assert block and re.search(r"\bgpu=1\b", block.group(1)), text[-3000:]
 
 
 def test_slurm_profile_dry_run(tmp_path):
