@@ -66,12 +66,43 @@ def bench_steps(steps: int, device: torch.device) -> dict[str, float]:
             "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0}
 
 
+def mapping_floor(steps: int, device: torch.device) -> dict[str, float]:
+    """The reference step's floor on this machine: its two 4x256 mapping MLPs alone, forward
+    and backward at the 5 points per pixel the losses need (the pixel, its 2 neighbours, its
+    2 flow-matched points), against the machine's fp32 matrix-multiply rate."""
+    from nvd.decomposition import mlp
+
+    nets = [mlp(3, 256, 4, 2).to(device) for _ in range(2)]
+    x = torch.rand(5 * 10_000, 3, device=device)
+
+    def step() -> None:
+        sum(torch.tanh(n(x)).square().sum() for n in nets).backward()
+
+    a, w = torch.rand(50_000, 256, device=device), torch.rand(256, 256, device=device)
+    timings = {}
+    for name, fn in (("mapping", step), ("gemm", lambda: a @ w)):
+        for _ in range(3):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        timings[name] = (time.perf_counter() - start) / steps
+    flops = 3 * 2 * 2 * x.shape[0] * (3 * 256 + 2 * 256 * 256 + 256 * 2)  # fwd+bwd = 3x fwd, 2 nets
+    gemm_rate = 2 * 50_000 * 256 * 256 / timings["gemm"]
+    return {"mapping_s": timings["mapping"], "gflop": flops / 1e9, "gemm_gflops": gemm_rate / 1e9,
+            "floor_s": flops / gemm_rate}
+
+
 def demo_curves(results: Path) -> None:
     logs = sorted(results.glob("*/*/decomposition/log.csv"))
     if not logs:
         print(f"\n(no demo decompositions under {results}: run `make demo` for PSNR against time)")
         return
-    print("\nPSNR (middle frame, dB) against training time on the demo clips; final metrics from evaluate:")
+    print("\nPSNR (training log: mean of 4 frames, dB) against training time on the demo clips; final metrics from evaluate:")
     for log in logs:
         rows = [line.split(",") for line in log.read_text().splitlines()]
         head, rows = rows[0], rows[1:]
@@ -98,6 +129,9 @@ def main() -> None:
           f"{r['s_per_iteration']:.3f} s/iteration = {r['iterations_per_s']:.2f} it/s = "
           f"{r['pixels_per_s']:,.0f} px/s; peak RSS {r['peak_rss_mib']:.0f} MiB"
           + (f", peak CUDA {r['peak_cuda_mib']:.0f} MiB" if device.type == "cuda" else ""))
+    f = mapping_floor(args.steps, device)
+    print(f"  of which the mapping MLPs alone: {f['mapping_s']:.3f} s ({f['gflop']:.0f} GFLOP); at this machine's "
+          f"fp32 matmul rate ({f['gemm_gflops']:.0f} GFLOP/s) no step can take less than {f['floor_s']:.2f} s")
     demo_curves(Path(args.demo_results))
 
 
