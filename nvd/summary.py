@@ -44,15 +44,25 @@ def describe_decomposition(folder: Path) -> str:
     return text
 
 
+def describe_models(base: Path) -> str:
+    """One cell: the per-video decomposition, or HyperNVD's finetuned vs scratch models."""
+    if (base / "finetune").is_dir() or (base / "scratch").is_dir():
+        return f"finetune {describe_decomposition(base / 'finetune')}; scratch {describe_decomposition(base / 'scratch')}"
+    return describe_decomposition(base / "decomposition")
+
+
 def format_summary(results_dir: str | Path, videos: Iterable[VideoSource]) -> str:
-    """Table of every video's stores under ``results_dir`` with their key figures."""
+    """Table of every video's stores under ``results_dir`` with their key figures, and the
+    HyperNVD tables when they exist."""
     results_dir = Path(results_dir)
     rows = [("dataset", "video", *STAGES, "decomposition")]
     for v in videos:
         base = results_dir / v.dataset / v.name
         rows.append((v.dataset, v.name, *(describe_store(base / f"{s}.zarr", s) for s in STAGES),
-                     describe_decomposition(base / "decomposition")))
+                     describe_models(base)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     header = f"nvd: stores under {results_dir.resolve()}/<dataset>/<video>/<stage>.zarr"
-    return "\n".join([header, *lines])
+    tables = results_dir / "tables" / "hypernvd_comparison.md"
+    footer = [f"HyperNVD tables: {tables.parent.resolve()}/ (hypernvd_comparison.md, plots)"] if tables.is_file() else []
+    return "\n".join([header, *lines, *footer])

@@ -81,6 +81,17 @@ def test_workflow_produces_the_tables_and_evaluations(hyper_run):
         assert metrics["meta"]["config"]["pretrain_iterations"] == (0 if method == "finetune" else 3)
 
 
+def test_summary_shows_finetuned_and_scratch_models(hyper_run):
+    from nvd.datasets import all_videos
+    from nvd.summary import format_summary
+
+    workdir, _ = hyper_run
+    text = format_summary(workdir / "results", all_videos(hyper_config()))
+    roam = next(line for line in text.splitlines() if "roam" in line)
+    assert "finetune" in roam and "scratch" in roam and "dB" in roam
+    assert "HyperNVD tables" in text
+
+
 def test_hypernet_log_has_per_video_psnr_and_parameter_counts(hyper_run):
     workdir, _ = hyper_run
     from nvd.training import read_checkpoint, read_log
