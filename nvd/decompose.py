@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,18 @@ def train_decomposition(
             task.model.load_state_dict(initial_state)
         return train(task, cfg.train, work_dir, identity=identity, meta=identity)
 
+    return train_to_model(attempt, work_dir, model_path, restart_on_mismatch)
+
+
+def train_to_model(attempt: Callable[[], TrainResult], work_dir: Path, model_path: str | Path,
+                   restart_on_mismatch: bool) -> TrainResult:
+    """Run ``attempt`` (a ``train`` call into ``work_dir``), then publish the final checkpoint
+    as ``model_path`` with ``log.csv`` beside it (both copied atomically).
+
+    With ``restart_on_mismatch`` a checkpoint of a different run in ``work_dir`` (the workflow
+    decided it is stale) is discarded and ``attempt`` runs again from scratch; without it the
+    CheckpointError propagates.
+    """
     try:
         result = attempt()
     except CheckpointError as exc:

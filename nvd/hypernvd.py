@@ -21,7 +21,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from torch import Tensor
 
 from .config import section
 from .datasets import hypernet_split
-from .decompose import copy_atomic, train_decomposition, video_identity
+from .decompose import train_decomposition, train_to_model, video_identity
 from .decomposition import DecompositionConfig, LayeredDecomposition
 from .decomposition_eval import render_video
 from .decomposition_training import DecompositionTask, DecompositionTrainConfig
@@ -45,7 +44,6 @@ from .hypernet import HyperNetwork, parameter_count
 from .metrics import psnr_per_frame
 from .stores import open_store
 from .training import CheckpointError, TrainResult, load_modules, read_checkpoint, seed_everything, train
-from .training import CHECKPOINT_NAME, LOG_NAME
 from .versioning import code_version
 from .video_data import load_video
 
@@ -135,19 +133,7 @@ def train_hypernet(videos: Mapping[str, VideoStores], work_dir: str | Path, mode
                  cfg.network.head, meta["target_parameters"])
         return train(task, cfg.train, work_dir, identity=identity, meta=meta)
 
-    try:
-        result = attempt()
-    except CheckpointError as exc:
-        if not restart_on_mismatch:
-            raise
-        log.warning("discarding the stale checkpoint in %s: %s", work_dir, exc)
-        shutil.rmtree(work_dir)
-        result = attempt()
-    model_path = Path(model_path)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
-    copy_atomic(work_dir / CHECKPOINT_NAME, model_path)
-    copy_atomic(work_dir / LOG_NAME, model_path.with_name(LOG_NAME))
-    return result
+    return train_to_model(attempt, work_dir, model_path, restart_on_mismatch)
 
 
 def load_hypernet(path: str | Path, target: DecompositionConfig | None = None,
@@ -198,9 +184,9 @@ def finetune(hypernet_path: str | Path, stores: VideoStores, work_dir: str | Pat
     """
     device = resolve_device(cfg.train.device)
     hypernet, template, meta = load_hypernet(hypernet_path, cfg.model, device)
-    video = open_store(stores.masks, "masks")["masks"]
-    if video.shape[0] + 1 != template.n_layers:
-        raise InputError(f"{stores.masks}: {video.shape[0]} objects, the hypernetwork's target has "
+    masks = open_store(stores.masks, "masks")["masks"]
+    if masks.shape[0] + 1 != template.n_layers:
+        raise InputError(f"{stores.masks}: {masks.shape[0]} objects, the hypernetwork's target has "
                          f"{template.n_layers - 1} (+ background)")
     embedding = load_embedding(stores.embedding)
     if embedding.shape[0] != hypernet.embedding_dim:

@@ -98,6 +98,19 @@ def dry_run_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -
     return jobs
 
 
+def kill_at(task: Any, iteration: int) -> Any:
+    """Make ``task`` raise KeyboardInterrupt when the loop asks for ``iteration`` (a killed run)."""
+    step = task.step_loss
+
+    def failing(it: int, generator: Any) -> Any:
+        if it == iteration:
+            raise KeyboardInterrupt("killed")
+        return step(it, generator)
+
+    task.step_loss = failing
+    return task
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path

@@ -19,7 +19,7 @@ from nvd.errors import InputError
 from nvd.training import TrainConfig, seed_everything, train
 from nvd.video_data import VideoTensors
 
-from conftest import TINY_DECOMPOSITION, demo_config, dry_run_jobs, snakemake, write_config
+from conftest import TINY_DECOMPOSITION, demo_config, dry_run_jobs, kill_at, snakemake, write_config
 
 SMALL_GRID = HashGridConfig(n_levels=3, log2_table_size=8)
 SMALL = DecompositionConfig(mapping_hidden=16, mapping_layers=3, texture_hidden=8, texture_layers=2,
@@ -74,14 +74,7 @@ def test_killed_decomposition_training_resumes_to_the_same_model(tmp_path):
         seed_everything(0)
         task = DecompositionTask(video, cfg)
         if fail_at is not None:
-            step = task.step_loss
-
-            def failing(iteration, generator):
-                if iteration == fail_at:
-                    raise KeyboardInterrupt("killed")
-                return step(iteration, generator)
-
-            task.step_loss = failing
+            kill_at(task, fail_at)
         train(task, cfg.train, out)
         return task
 

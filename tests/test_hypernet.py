@@ -15,6 +15,7 @@ from nvd.hyper_training import HyperTask, HyperTrainConfig
 from nvd.hypernet import FunctionalDecomposition, HyperNetConfig, HyperNetwork, parameter_count
 from nvd.training import CheckpointError, TrainConfig, seed_everything, train
 
+from conftest import kill_at
 from test_decomposition import tiny_video
 
 GRID = HashGridConfig(n_levels=3, log2_table_size=8, per_level_scale=None, finest_resolution=64)
@@ -142,14 +143,7 @@ def test_hypernetwork_training_learns_and_resumes_exactly(tmp_path):
         seed_everything(0)
         task = HyperTask(videos(), embeddings(), hyper_cfg())
         if fail_at is not None:
-            step = task.step_loss
-
-            def failing(iteration, generator):
-                if iteration == fail_at:
-                    raise KeyboardInterrupt("killed")
-                return step(iteration, generator)
-
-            task.step_loss = failing
+            kill_at(task, fail_at)
         train(task, task.cfg.train, out)
         return task
 

@@ -10,7 +10,7 @@ import torch
 
 from nvd.decompose import load_decomposition
 from nvd.errors import ConfigError
-from nvd.hypernvd import VideoStores, finetune, load_embedding, load_hypernet
+from nvd.hypernvd import VideoStores, finetune, finetune_config, load_embedding, load_hypernet
 
 from conftest import demo_config, dry_run_jobs, snakemake, write_config
 
@@ -106,7 +106,6 @@ def test_hypernet_log_has_per_video_psnr_and_parameter_counts(hyper_run):
 def test_finetune_starts_from_the_hypernetwork_output(hyper_run, tmp_path):
     """One finetuning step at a negligible learning rate leaves the generated tensors in place."""
     workdir, _ = hyper_run
-    from nvd.hypernvd import finetune_config
     import yaml
 
     config = yaml.safe_load((workdir / "config.test.yaml").read_text())
@@ -159,7 +158,6 @@ def test_finetune_refuses_an_embedding_of_another_dimension(hyper_run, tmp_path)
     import zarr
 
     from nvd.errors import InputError
-    from nvd.hypernvd import finetune_config
     import yaml
     import shutil
 
@@ -175,7 +173,6 @@ def test_finetune_refuses_an_embedding_of_another_dimension(hyper_run, tmp_path)
 
 
 def test_finetune_section_may_not_set_the_model():
-    from nvd.hypernvd import finetune_config
 
     config = hyper_config()
     config["finetune"]["model"] = {"mapping_hidden": 8}
@@ -192,13 +189,7 @@ def test_shipped_demo_config_plans_hypernvd_on_the_family(tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     cfg = hyper_config(config)
     assert cfg.dataset == "family" and len(cfg.train_videos) == 4 and len(cfg.heldout_videos) == 2
-    assert finetune_config_of(config).model == cfg.model
+    assert finetune_config(config).model == cfg.model
     assert scratch_config(config).pretrain_iterations > 0
     jobs = dry_run_jobs(tmp_path, "--configfile", str(write_config(tmp_path, config)))
     assert (jobs["train_hyper"], jobs["hyper_output"], jobs["finetune"], jobs["scratch"], jobs["tables"]) == (1, 6, 2, 2, 1)
-
-
-def finetune_config_of(config):
-    from nvd.hypernvd import finetune_config
-
-    return finetune_config(config)
