@@ -107,6 +107,8 @@ class VideoComparison:
     ``at_iteration``: (iteration, scratch PSNR, finetune PSNR) per iteration fraction.
     ``time_ratio`` is finetune / scratch time to target (the demo aims at <= 1/3),
     ``speedup`` its inverse; both NaN when either run never reaches the target.
+    ``iteration_ratio`` is the same ratio in iterations: both runs do the same work per
+    iteration, so it says what the time ratio says without the machine's timing noise.
     """
 
     video: str
@@ -121,6 +123,9 @@ class VideoComparison:
     time_to_target_finetune: float
     time_ratio: float
     speedup: float
+    iterations_to_target_scratch: float
+    iterations_to_target_finetune: float
+    iteration_ratio: float
     scratch_curve: Curve = field(repr=False)
     finetune_curve: Curve = field(repr=False)
     budget_fractions: tuple[float, ...] = TablesConfig().budgets
@@ -152,11 +157,12 @@ def psnr_at_iteration(rows: list[dict], iteration: int) -> float:
     return value
 
 
-def time_to_target(rows: list[dict], target: float) -> float:
-    """The first logged ``wall_time_s`` at which PSNR >= ``target``, NaN if never."""
+def time_to_target(rows: list[dict], target: float, key: str = "wall_time_s") -> float:
+    """The first logged ``key`` (training time, or ``iteration``) at which PSNR >= ``target``,
+    NaN if never."""
     for row in rows:
         if row["psnr"] >= target:  # NaN PSNR or target compares False: not reached
-            return float(row["wall_time_s"])
+            return float(row[key])
     return math.nan
 
 
@@ -191,6 +197,8 @@ def compare_runs(
 
     tts_scratch = time_to_target(scratch, target)
     tts_finetune = time_to_target(finetune, target)
+    its_scratch = time_to_target(scratch, target, "iteration")
+    its_finetune = time_to_target(finetune, target, "iteration")
     return VideoComparison(
         video=video,
         target_psnr=target,
@@ -204,6 +212,9 @@ def compare_runs(
         time_to_target_finetune=tts_finetune,
         time_ratio=_ratio(tts_finetune, tts_scratch),
         speedup=_ratio(tts_scratch, tts_finetune),
+        iterations_to_target_scratch=its_scratch,
+        iterations_to_target_finetune=its_finetune,
+        iteration_ratio=_ratio(its_finetune, its_scratch),
         scratch_curve=[(float(r["wall_time_s"]), float(r["psnr"])) for r in scratch],
         finetune_curve=[(float(r["wall_time_s"]), float(r["psnr"])) for r in finetune],
         budget_fractions=cfg.budgets,
@@ -292,7 +303,8 @@ def comparison_rows(comparisons: list[VideoComparison]) -> tuple[list[str], list
     for fraction in first.iteration_fractions:
         p = _pct(fraction)
         columns += [f"iteration_{p}pct", f"scratch_psnr_at_{p}pct_iters", f"finetune_psnr_at_{p}pct_iters"]
-    columns += ["time_to_target_scratch_s", "time_to_target_finetune_s", "time_ratio", "speedup"]
+    columns += ["time_to_target_scratch_s", "time_to_target_finetune_s", "time_ratio", "speedup",
+                "iterations_to_target_scratch", "iterations_to_target_finetune", "iteration_ratio"]
 
     rows: list[dict[str, Any]] = []
     for c in comparisons:
@@ -317,6 +329,9 @@ def comparison_rows(comparisons: list[VideoComparison]) -> tuple[list[str], list
             "time_to_target_finetune_s": c.time_to_target_finetune,
             "time_ratio": c.time_ratio,
             "speedup": c.speedup,
+            "iterations_to_target_scratch": c.iterations_to_target_scratch,
+            "iterations_to_target_finetune": c.iterations_to_target_finetune,
+            "iteration_ratio": c.iteration_ratio,
         })
         rows.append(row)
     mean: dict[str, Any] = {"video": "mean"}
@@ -338,7 +353,8 @@ def comparison_markdown(comparisons: list[VideoComparison]) -> str:
         f"total training time ({budgets}) or of its final iteration ({iters}); the PSNR at a budget "
         "is the last one logged at or before it. The target PSNR is the one both runs race to "
         "(by default the scratch run's final PSNR); time ratio = HyperNVD / scratch time to target, "
-        "speedup = its inverse. The mean row averages each column over videos, skipping a video "
+        "speedup = its inverse; the iteration ratio is the same in iterations (both runs do the same "
+        "work per iteration, so it is free of the machine's timing noise). The mean row averages each column over videos, skipping a video "
         "where the value is missing (e.g. never reached the target); its ratios are means of the "
         "per-video ratios.\n",
     ]
@@ -366,7 +382,8 @@ def comparison_markdown(comparisons: list[VideoComparison]) -> str:
         body.append(cells)
     out += ["## PSNR at equal iterations\n", _md_table(header, body)]
 
-    header = ["video", "target (dB)", "scratch time", "HyperNVD time", "time ratio", "speedup"]
+    header = ["video", "target (dB)", "scratch time", "HyperNVD time", "time ratio", "speedup",
+              "scratch iters", "HyperNVD iters", "iteration ratio"]
     body = [
         [
             str(row["video"]),
@@ -375,6 +392,9 @@ def comparison_markdown(comparisons: list[VideoComparison]) -> str:
             _fmt(row["time_to_target_finetune_s"], 1, " s", nan="not reached"),
             _fmt(row["time_ratio"], 2),
             _fmt(row["speedup"], 2),
+            _fmt(row["iterations_to_target_scratch"], 0, nan="not reached"),
+            _fmt(row["iterations_to_target_finetune"], 0, nan="not reached"),
+            _fmt(row["iteration_ratio"], 2),
         ]
         for row in rows
     ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .encodings import HashGrid, HashGridConfig
@@ -116,33 +117,65 @@ class LayeredDecomposition(nn.Module):
             dim=1,
         )
 
+    def alpha_logits(self, xyt: Tensor) -> Tensor:
+        """Per-object logits z: xyt [N,3] -> [N,K-1], with a_i = sigmoid(z_i) = (tanh(z_i/2)+1)/2."""
+        return 2.0 * self.alpha(xyt)
+
     def alphas(self, xyt: Tensor) -> Tensor:
         """Hierarchical layer weights: xyt [N,3] -> [N,K], each row sums to 1."""
         if self.alpha is None:
             return xyt.new_ones(xyt.shape[0], 1)
-        a = (torch.tanh(self.alpha(xyt)) + 1) * 0.5
-        a = a.clamp(ALPHA_CLAMP, 1 - ALPHA_CLAMP)
-        # remaining[:, i] = prod_{j<i} (1 - a_j): what the objects in front leave visible
-        remaining = torch.cumprod(torch.cat([torch.ones_like(a[:, :1]), 1 - a], dim=1), dim=1)
-        alpha = torch.cat([a * remaining[:, :-1], remaining[:, -1:]], dim=1)
-        return alpha.clamp(ALPHA_CLAMP, 1 - ALPHA_CLAMP)
+        return hierarchical_alpha(self.alpha_logits(xyt))
 
     def forward(self, xyt: Tensor) -> dict[str, Tensor]:
         """Render points xyt [N,3] (normalised). Returns uv [N,K,2], texture [N,K,3],
-        residual [N,K,3], alpha [N,K], rgb [N,3] and rgb_no_residual [N,3]."""
+        residual [N,K,3], alpha [N,K], log_alpha [N,K] (see hierarchical_log_alpha),
+        rgb [N,3] and rgb_no_residual [N,3]."""
         uv = self.uv(xyt)
         texture = self.texture(uv)
         residual = self.residual(uv, xyt[:, 2])
-        alpha = self.alphas(xyt)
+        if self.alpha is None:
+            alpha, log_alpha = xyt.new_ones(xyt.shape[0], 1), xyt.new_zeros(xyt.shape[0], 1)
+        else:
+            logits = self.alpha_logits(xyt)
+            alpha, log_alpha = hierarchical_alpha(logits), hierarchical_log_alpha(logits)
         weighted = alpha[..., None] * texture
         return {
             "uv": uv,
             "texture": texture,
             "residual": residual,
             "alpha": alpha,
+            "log_alpha": log_alpha,
             "rgb": (weighted * residual).sum(dim=1),
             "rgb_no_residual": weighted.sum(dim=1),
         }
+
+
+def hierarchical_alpha(logits: Tensor) -> Tensor:
+    """Object logits [N,K-1] -> layer weights [N,K] clamped to [ALPHA_CLAMP, 1-ALPHA_CLAMP].
+
+    Object i takes a_i = sigmoid(z_i) of what the objects in front of it left visible, the
+    background takes the rest: alpha_i = a_i * prod_{j<i} (1 - a_j).
+    """
+    a = torch.sigmoid(logits).clamp(ALPHA_CLAMP, 1 - ALPHA_CLAMP)
+    # remaining[:, i] = prod_{j<i} (1 - a_j): what the objects in front leave visible
+    remaining = torch.cumprod(torch.cat([torch.ones_like(a[:, :1]), 1 - a], dim=1), dim=1)
+    alpha = torch.cat([a * remaining[:, :-1], remaining[:, -1:]], dim=1)
+    return alpha.clamp(ALPHA_CLAMP, 1 - ALPHA_CLAMP)
+
+
+def hierarchical_log_alpha(logits: Tensor) -> Tensor:
+    """Object logits [N,K-1] -> log of the (unclamped) layer weights [N,K].
+
+    Computed with logsigmoid, so it stays finite and keeps its gradient however saturated
+    the logits are, unlike the log of the clamped ``hierarchical_alpha``: a loss on it can
+    still turn a layer that is confidently wrong (e.g. one HyperNVD generated for another
+    video's object) around.
+    """
+    log_a, log_not_a = F.logsigmoid(logits), F.logsigmoid(-logits)
+    # prefix[:, i] = sum_{j<i} log(1 - a_j); its last column is the background's log weight
+    prefix = torch.cat([torch.zeros_like(logits[:, :1]), torch.cumsum(log_not_a, dim=1)], dim=1)
+    return torch.cat([log_a + prefix[:, :-1], prefix[:, -1:]], dim=1)
 
 
 def normalise_coords(x: Tensor, y: Tensor, t: Tensor, width: int, height: int, frames: int) -> Tensor:

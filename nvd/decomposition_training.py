@@ -138,7 +138,7 @@ class DecompositionObjective:
         if video.n_layers > 1:
             terms["sparsity"] = L.sparsity_loss(p["texture"][:, :-1], p["alpha"])
             if weights.get("alpha_bootstrapping", 0) > 0:
-                terms["alpha_bootstrapping"] = L.alpha_bootstrapping_loss(p["alpha"], video.masks[:, t, y, x].T)
+                terms["alpha_bootstrapping"] = L.alpha_bootstrapping_loss(p["log_alpha"], video.masks[:, t, y, x].T)
         if any(weights.get(k, 0) > 0 for k in ("global_rigidity_foreground", "global_rigidity_background")):
             terms.update(self.global_rigidity_terms(xyt[:n], p["uv"]))
         terms.update(self.flow_terms(x, y, t, p["uv"], p["alpha"]))

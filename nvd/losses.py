@@ -133,18 +133,29 @@ def sparsity_loss(foreground_rgb: Tensor, alpha: Tensor) -> Tensor:
     return hidden.square().sum() / max(n * layers, 1)
 
 
-def alpha_bootstrapping_loss(alpha: Tensor, masks: Tensor) -> Tensor:
+def alpha_bootstrapping_loss(log_alpha: Tensor, masks: Tensor) -> Tensor:
     """Binary cross-entropy of alpha against the object masks, mean over N and K.
 
-    alpha: [N, K]; masks: [N, K-1] float in {0, 1}, one channel per object in layer order.
+    log_alpha: [N, K] log layer weights whose rows' exponentials sum to 1 (the model's
+    ``log_alpha``); masks: [N, K-1] float in {0, 1}, one channel per object in layer order.
     The background target is ``1 - max_k mask_k`` (all ones when K == 1).
+
+    Both logs come from log_alpha, ``log(1 - alpha_k)`` as the logsumexp of the other layers'
+    log weights, so neither is clamped: the loss grows linearly with how confidently wrong
+    a layer is and its gradient never vanishes. (BCE on clamped alpha, as in the references,
+    has zero gradient at the clamp, so a saturated wrong layer could never be corrected.)
     """
     # Appending a zero column makes the max well defined with no objects, and does not change
     # it otherwise because masks are non-negative.
     padded = torch.cat([masks, masks.new_zeros(masks.shape[0], 1)], dim=1)
     background = 1.0 - padded.amax(dim=1, keepdim=True)
     target = torch.cat([masks, background], dim=1)
-    return F.binary_cross_entropy(alpha.clamp(ALPHA_EPS, 1.0 - ALPHA_EPS), target)
+    k = log_alpha.shape[1]
+    if k == 1:  # background only: its target is 1, there is no 1 - alpha term
+        return -(target * log_alpha).mean()
+    itself = torch.eye(k, dtype=torch.bool, device=log_alpha.device)  # [K, K]: row k masks out layer k
+    log_rest = torch.logsumexp(log_alpha[:, None, :].masked_fill(itself, -torch.inf), dim=2)  # log(1 - alpha_k)
+    return -(target * log_alpha + (1 - target) * log_rest).mean()
 
 
 def alpha_regularization_loss(alpha: Tensor) -> Tensor:

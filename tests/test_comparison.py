@@ -68,6 +68,9 @@ def test_time_to_target_ratio_and_speedup(comp_a: VideoComparison, comp_b: Video
     assert comp_a.speedup == pytest.approx(5.0)
     assert comp_b.time_to_target_scratch == 200 and comp_b.time_to_target_finetune == 80
     assert comp_b.time_ratio == pytest.approx(0.4) and comp_b.speedup == pytest.approx(2.5)
+    # the same race in iterations (10 per second in these logs)
+    assert (comp_a.iterations_to_target_scratch, comp_a.iterations_to_target_finetune) == (1000, 200)
+    assert comp_a.iteration_ratio == pytest.approx(0.2) and comp_b.iteration_ratio == pytest.approx(0.4)
 
 
 def test_psnr_at_equal_time_is_last_row_at_or_before_budget(comp_a: VideoComparison) -> None:
@@ -97,7 +100,7 @@ def test_budget_before_first_row_is_nan() -> None:
 def test_target_never_reached_gives_nan() -> None:
     never = compare_runs("a", SCRATCH_A, FINETUNE_A, TablesConfig(target_psnr=40.0))
     assert math.isnan(never.time_to_target_scratch) and math.isnan(never.time_to_target_finetune)
-    assert math.isnan(never.time_ratio) and math.isnan(never.speedup)
+    assert math.isnan(never.time_ratio) and math.isnan(never.speedup) and math.isnan(never.iteration_ratio)
     only_finetune = compare_runs("a", SCRATCH_A, FINETUNE_A, TablesConfig(target_psnr=33.0))
     assert math.isnan(only_finetune.time_to_target_scratch)
     assert only_finetune.time_to_target_finetune == 35
@@ -141,6 +144,7 @@ def test_write_comparison_csv(written: dict[str, Path]) -> None:
         "budget_25pct_s", "scratch_psnr_at_25pct_time", "finetune_psnr_at_25pct_time",
         "iteration_10pct", "scratch_psnr_at_25pct_iters", "finetune_psnr_at_100pct_iters",
         "time_to_target_scratch_s", "time_to_target_finetune_s", "time_ratio", "speedup",
+        "iterations_to_target_scratch", "iterations_to_target_finetune", "iteration_ratio",
     ):
         assert column in rows[0], column
     a, b, mean = rows
@@ -148,6 +152,7 @@ def test_write_comparison_csv(written: dict[str, Path]) -> None:
     assert float(a["budget_25pct_s"]) == 25.0 and float(b["budget_25pct_s"]) == 50.0
     assert int(a["iteration_25pct"]) == 250
     assert float(mean["time_ratio"]) == pytest.approx(0.3)
+    assert float(mean["iteration_ratio"]) == pytest.approx(0.3)
     assert float(mean["speedup"]) == pytest.approx(3.75)  # mean of 5 and 2.5
     assert float(mean["time_to_target_scratch_s"]) == pytest.approx(150.0)
     assert float(mean["time_to_target_finetune_s"]) == pytest.approx(50.0)

@@ -46,6 +46,8 @@ def test_render_shapes_and_hierarchical_alpha(layers):
     out = model(xyt)
     assert out["uv"].shape == (50, layers, 2) and out["alpha"].shape == (50, layers)
     assert torch.allclose(out["alpha"].sum(1), torch.ones(50), atol=1e-4)
+    # log_alpha is the log of the same weights (away from the clamp), computed from the logits
+    assert torch.allclose(out["log_alpha"].exp(), out["alpha"], atol=1e-5)
     assert (out["residual"] > 0).all() and (out["texture"] >= 0).all() and (out["texture"] <= 1).all()
     expected = (out["alpha"][..., None] * out["texture"] * out["residual"]).sum(1)
     assert torch.allclose(out["rgb"], expected, atol=1e-6)

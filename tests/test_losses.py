@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import Tensor
 
+from nvd.decomposition import hierarchical_alpha, hierarchical_log_alpha
 from nvd.losses import (
     LossWeights,
     active_weights,
@@ -86,17 +87,22 @@ def test_sparsity_loss_without_objects_is_zero_and_differentiable():
 
 # ---- alpha bootstrapping and regularisation ------------------------------------------------
 
+def logs(values) -> Tensor:
+    """log of alpha rows given as probabilities (what the model's log_alpha holds)."""
+    return t(values).log()
+
+
 def test_alpha_bootstrapping_two_layers():
     # Object mask 1 -> targets (1, 0). alpha (0.5, 0.5): each BCE is log 2.
-    assert close(alpha_bootstrapping_loss(t([[0.5, 0.5]]), t([[1.0]])), math.log(2.0))
+    assert close(alpha_bootstrapping_loss(logs([[0.5, 0.5]]), t([[1.0]])), math.log(2.0))
     # alpha (0.9, 0.1): -log 0.9 for the object and -log(1 - 0.1) for the background.
-    assert close(alpha_bootstrapping_loss(t([[0.9, 0.1]]), t([[1.0]])), -math.log(0.9))
+    assert close(alpha_bootstrapping_loss(logs([[0.9, 0.1]]), t([[1.0]])), -math.log(0.9))
     # Mask 0 -> targets (0, 1): -log(1 - 0.9) and -log 0.1, mean = -log 0.1.
-    assert close(alpha_bootstrapping_loss(t([[0.9, 0.1]]), t([[0.0]])), -math.log(0.1))
+    assert close(alpha_bootstrapping_loss(logs([[0.9, 0.1]]), t([[0.0]])), -math.log(0.1))
 
 
 def test_alpha_bootstrapping_background_is_one_minus_max_mask():
-    alpha = t([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    alpha = logs([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
     masks = t([[1.0, 0.0], [0.0, 0.0]])
     # Targets (1,0,0) and (0,0,1): row 1 -> -log .8, -log .9, -log .9; row 2 -> -log .9 twice, -log .8.
     expected = (-2 * math.log(0.8) - 4 * math.log(0.9)) / 6
@@ -104,15 +110,34 @@ def test_alpha_bootstrapping_background_is_one_minus_max_mask():
 
 
 def test_alpha_bootstrapping_background_only_targets_ones():
-    alpha = t([[0.5], [0.25]])
+    alpha = logs([[0.5], [0.25]])
     masks = torch.zeros(2, 0, dtype=torch.float64)
     assert close(alpha_bootstrapping_loss(alpha, masks), (math.log(2.0) - math.log(0.25)) / 2)
 
 
-def test_alpha_bootstrapping_clamps_saturated_alpha():
-    # alpha exactly 1 where the target is 0 would be -log 0; the clamp to 1 - 1e-5 bounds it.
-    loss = alpha_bootstrapping_loss(t([[1.0, 0.0]]), t([[0.0]]))
-    assert close(loss, -math.log(1e-5), tol=1e-6)
+def test_alpha_bootstrapping_equals_bce_of_the_model_alpha():
+    torch.manual_seed(0)
+    logits = torch.randn(64, 2, dtype=torch.float64) * 3
+    masks = torch.zeros(64, 2, dtype=torch.float64)
+    masks[torch.arange(64), torch.randint(0, 2, (64,))] = (torch.rand(64) > 0.3).double()  # at most one object each
+    target = torch.cat([masks, 1 - masks.amax(1, keepdim=True)], dim=1)
+    expected = torch.nn.functional.binary_cross_entropy(hierarchical_alpha(logits), target)
+    assert close(alpha_bootstrapping_loss(hierarchical_log_alpha(logits), masks), expected.item(), tol=1e-9)
+
+
+@pytest.mark.parametrize("logit", [-40.0, 40.0])
+def test_alpha_bootstrapping_turns_a_saturated_wrong_layer_around(logit):
+    # A layer confidently wrong by a logit of 40: BCE on clamped alpha has no gradient there
+    # (the clamp is flat); this loss grows with the logit and pulls it back at full strength.
+    logits = t([[logit]], requires_grad=True)
+    mask = t([[1.0 if logit < 0 else 0.0]])
+    loss = alpha_bootstrapping_loss(hierarchical_log_alpha(logits), mask)
+    loss.backward()
+    assert close(loss, 40.0, tol=1e-6)
+    assert close(logits.grad.abs(), 1.0, tol=1e-6) and torch.sign(logits.grad).item() == math.copysign(1.0, logit)
+    clamped = t([[logit]], requires_grad=True)
+    torch.nn.functional.binary_cross_entropy(hierarchical_alpha(clamped), t([[mask.item(), 1 - mask.item()]])).backward()
+    assert clamped.grad.item() == 0.0
 
 
 def test_alpha_regularization():
@@ -378,9 +403,9 @@ def sparsity() -> tuple[Tensor, list[Tensor]]:
 
 @_case
 def bootstrapping() -> tuple[Tensor, list[Tensor]]:
-    alpha = _alpha(8, 3)
+    logits = _leaf(8, 2, low=-30.0, high=30.0)  # saturated ones included
     masks = (torch.rand(8, 2) > 0.5).double()
-    return alpha_bootstrapping_loss(alpha, masks), [alpha]
+    return alpha_bootstrapping_loss(hierarchical_log_alpha(logits), masks), [logits]
 
 
 @_case
