@@ -353,10 +353,10 @@ def comparison_markdown(comparisons: list[VideoComparison]) -> str:
         f"total training time ({budgets}) or of its final iteration ({iters}); the PSNR at a budget "
         "is the last one logged at or before it. The target PSNR is the one both runs race to "
         "(by default the scratch run's final PSNR); time ratio = HyperNVD / scratch time to target, "
-        "speedup = its inverse; the iteration ratio is the same in iterations (both runs do the same "
-        "work per iteration, so it is free of the machine's timing noise). The mean row averages each column over videos, skipping a video "
-        "where the value is missing (e.g. never reached the target); its ratios are means of the "
-        "per-video ratios.\n",
+        "speedup = its inverse; the iteration ratio is the same in iterations (both runs do the "
+        "same work per iteration, so it is free of the machine's timing noise). The mean row "
+        "averages each column over videos, skipping a video where the value is missing (e.g. "
+        "never reached the target); its ratios are means of the per-video ratios.\n",
     ]
 
     def pair(row: dict[str, Any], a: str, b: str) -> str:

@@ -136,7 +136,8 @@ def test_alpha_bootstrapping_turns_a_saturated_wrong_layer_around(logit):
     assert close(loss, 40.0, tol=1e-6)
     assert close(logits.grad.abs(), 1.0, tol=1e-6) and torch.sign(logits.grad).item() == math.copysign(1.0, logit)
     clamped = t([[logit]], requires_grad=True)
-    torch.nn.functional.binary_cross_entropy(hierarchical_alpha(clamped), t([[mask.item(), 1 - mask.item()]])).backward()
+    target = t([[mask.item(), 1 - mask.item()]])
+    torch.nn.functional.binary_cross_entropy(hierarchical_alpha(clamped), target).backward()
     assert clamped.grad.item() == 0.0
 
 
