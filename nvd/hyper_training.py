@@ -160,11 +160,9 @@ class ScratchConfig:
     decomposition's mapping pretraining, alpha bootstrapping and global rigidity phases,
     which a generated initialisation does without. Defaults: Hashing-NVD's.
 
-    The foreground global rigidity weight is the baseline's own because finetuning may want
-    another: an unseen object's generated mapping can shrink while it is finetuned (with the
-    sparsity loss on, the demo's held-out objects ended at 0.4-0.7 of the atlas area a
-    scratch run gives them) and it finetunes faster under a stronger pull toward a rigid
-    mapping, while the same weight slows a random start."""
+    The foreground global rigidity weight is the baseline's own too: a generated object
+    mapping may finetune faster under a stronger pull toward a rigid mapping than a random
+    start tolerates (the demo's figures are in config.yaml)."""
 
     pretrain_iterations: int = DecompositionTrainConfig.pretrain_iterations
     alpha_bootstrapping_until: int = LossWeights.alpha_bootstrapping_until

@@ -182,10 +182,13 @@ def test_scratch_baseline_takes_the_finetune_settings_with_its_own_warm_ups():
     assert (finetune.pretrain_iterations, finetune.losses.alpha_bootstrapping_until) == (0, 500)
     scratch = ScratchConfig().apply(finetune)
     # Hashing-NVD's warm-ups, everything else as finetuned
-    assert (scratch.pretrain_iterations, scratch.losses.alpha_bootstrapping_until,
-            scratch.losses.global_rigidity_until, scratch.losses.global_rigidity_foreground) == (100, 10_000, 5_000, 0.005)
+    losses = scratch.losses
+    assert (scratch.pretrain_iterations, losses.alpha_bootstrapping_until, losses.global_rigidity_until,
+            losses.global_rigidity_foreground) == (100, 10_000, 5_000, 0.005)
     assert dataclasses.replace(scratch, pretrain_iterations=0, losses=finetune.losses) == finetune
     # a finetuning run's own foreground rigidity weight does not reach the baseline
-    stronger = dataclasses.replace(finetune, losses=dataclasses.replace(finetune.losses, global_rigidity_foreground=0.05))
+    stronger = dataclasses.replace(
+        finetune, losses=dataclasses.replace(finetune.losses, global_rigidity_foreground=0.05))
     assert ScratchConfig().apply(stronger).losses.global_rigidity_foreground == 0.005
-    assert ScratchConfig(global_rigidity_foreground=0.01).apply(stronger).losses.global_rigidity_foreground == 0.01
+    own = ScratchConfig(global_rigidity_foreground=0.01).apply(stronger)
+    assert own.losses.global_rigidity_foreground == 0.01
