@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from nvd.decomposition_training import DecompositionTask, DecompositionTrainConfig
-from nvd.video_data import VideoTensors
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
+from nvd.data.loader import VideoTensors
 
 
 def synthetic_video(frames: int, h: int, w: int, device: torch.device) -> VideoTensors:
@@ -70,7 +70,7 @@ def mapping_floor(steps: int, device: torch.device) -> dict[str, float]:
     """The reference step's floor on this machine: its two 4x256 mapping MLPs alone, forward
     and backward at the 5 points per pixel the losses need (the pixel, its 2 neighbours, its
     2 flow-matched points), against the machine's fp32 matrix-multiply rate."""
-    from nvd.decomposition import mlp
+    from nvd.nn.fields import mlp
 
     nets = [mlp(3, 256, 4, 2).to(device) for _ in range(2)]
     x = torch.rand(5 * 10_000, 3, device=device)

@@ -31,11 +31,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from nvd.demo import footage_source
-from nvd.flow import FlowConfig, compute_flow, load_flow
-from nvd.flow.opencv import dis_flows, farneback_flows
-from nvd.stores import new_array, open_store, write_store
-from nvd.weights import WeightsConfig
+from nvd.data.demo import footage_source
+from nvd.data.flow import FlowConfig, compute_flow, load_flow
+from nvd.data.flow.opencv import dis_flows, farneback_flows
+from nvd.data.stores import new_array, open_store, write_store
+from nvd.data.weights import WeightsConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = (854, 480)  # (W, H): 480p at 16:9
@@ -79,7 +79,7 @@ def directional_pairs_per_s(flows: Callable[[np.ndarray], Iterator[Any]], frames
 
 
 def write_frames_store(path: Path, frames: np.ndarray) -> Path:
-    """A minimal frames store (the layout nvd.frames writes) around ``frames``."""
+    """A minimal frames store (the layout nvd.data.frames writes) around ``frames``."""
     t, h, w, _ = frames.shape
     with write_store(path, "frames", config={}, code_version="bench") as group:
         new_array(group, "frames", frames.shape, np.uint8, (1, h, w, 3), ("t", "y", "x", "c"))[:] = frames

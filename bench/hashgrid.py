@@ -94,7 +94,7 @@ def run_case(input_dim: int, log2_table_size: int, batch: int, input_grad: bool,
     if threads:
         torch.set_num_threads(threads)
 
-    from nvd.encodings import HashGrid, HashGridConfig
+    from nvd.nn.encodings import HashGrid, HashGridConfig
 
     torch.manual_seed(0)
     grid = HashGrid(input_dim, HashGridConfig(log2_table_size=log2_table_size, backend=backend)).to(device)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nvd.demo import footage_source
+from nvd.data.demo import footage_source
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def random_weights(tmp: Path) -> "WeightsConfig":
     from torchvision.models.optical_flow import raft_large
     from transformers import VideoMAEConfig, VideoMAEImageProcessor, VideoMAEModel
 
-    from nvd.weights import WeightsConfig
+    from nvd.data.weights import WeightsConfig
 
     torch.manual_seed(0)
     torch.save(raft_large(weights=None).state_dict(), tmp / "raft.pth")
@@ -52,15 +52,15 @@ def random_weights(tmp: Path) -> "WeightsConfig":
 
 def bench_clip(name: str, source: Path, frames_cfg, tmp: Path, weights, models: bool,
                annotations: Path | None = None) -> list[tuple]:
-    from nvd.embedding import EmbeddingConfig, compute_embedding
-    from nvd.flow import FlowConfig, compute_flow
-    from nvd.frames import FramesConfig, extract_frames
-    from nvd.masks import MasksConfig, compute_masks
+    from nvd.data.embedding import EmbeddingConfig, compute_embedding
+    from nvd.data.flow import FlowConfig, compute_flow
+    from nvd.data.frames import FramesConfig, extract_frames
+    from nvd.data.masks import MasksConfig, compute_masks
 
     rows = []
     store = tmp / f"{name}.frames.zarr"
     secs = timed(extract_frames, source, store, frames_cfg)
-    from nvd.frames import load_frames
+    from nvd.data.frames import load_frames
 
     frames, _ = load_frames(store)
     t, h, w, _ = frames.shape
@@ -111,10 +111,10 @@ def main() -> None:
 
     import torch
 
-    from nvd.demo import write_footage_clip, write_synthetic_clip
-    from nvd.frames import FramesConfig
-    from nvd.progress import configure_logging
-    from nvd.weights import WeightsConfig
+    from nvd.data.demo import write_footage_clip, write_synthetic_clip
+    from nvd.data.frames import FramesConfig
+    from nvd.core.progress import configure_logging
+    from nvd.data.weights import WeightsConfig
 
     configure_logging(os.devnull)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -40,7 +40,7 @@ rule demo_footage:
 
 rule demo_edit_atlas:
     input:
-        run_files("decomposition")["eval"],
+        LAYOUT.run_files("decomposition")["eval"],
     output:
         f"{DEMO_DIR}/edits/{{dataset}}/{{video}}/layer{{layer}}.png",
     params:

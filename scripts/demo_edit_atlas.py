@@ -1,9 +1,9 @@
-"""Snakemake adapter for rule `demo_edit_atlas`: see nvd.demo.paint_mark."""
+"""Snakemake adapter for rule `demo_edit_atlas`: see nvd.data.demo.paint_mark."""
 
 from pathlib import Path
 
-from nvd.demo import paint_mark
-from nvd.progress import stage_log
+from nvd.data.demo import paint_mark
+from nvd.core.progress import stage_log
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     layer = snakemake.wildcards.layer  # noqa: F821

@@ -1,13 +1,10 @@
-"""Snakemake adapter for rule `edit`: see nvd.decomposition_eval.edit."""
+"""Snakemake adapter for rule `edit`: see nvd.models.hashing_nvd.edit.edit_model."""
 
-from nvd.decompose import load_decomposition, video_fps
-from nvd.decomposition_eval import edit
-from nvd.devices import use_cpu_threads
-from nvd.progress import stage_log
+from nvd.core.config import section
+from nvd.core.jobs import job_context
+from nvd.models.hashing_nvd.edit import EditConfig, edit_model
 
-with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
-    use_cpu_threads(snakemake.threads)  # noqa: F821
-    inputs = snakemake.input  # noqa: F821
-    spec = snakemake.params.edits  # noqa: F821
-    task, _ = load_decomposition(inputs.model, inputs.frames, inputs.flow, inputs.masks)
-    edit(task, inputs.eval, spec["atlases"], snakemake.output[0], fps=video_fps(inputs.frames), mode=spec["mode"])  # noqa: F821
+with job_context(snakemake):  # noqa: F821 - injected by Snakemake
+    inputs, params = snakemake.input, snakemake.params  # noqa: F821
+    edit_model(inputs.model, inputs.frames, inputs.flow, inputs.masks, inputs.eval,
+               section(EditConfig, params.edit, "edits"), snakemake.output[0], params.device)  # noqa: F821

@@ -1,8 +1,8 @@
-"""Snakemake adapter for rule `embedding`: see nvd.embedding.compute_embedding."""
+"""Snakemake adapter for rule `embedding`: see nvd.data.embedding.compute_embedding."""
 
-from nvd.embedding import EmbeddingConfig, compute_embedding
-from nvd.progress import stage_log
-from nvd.weights import WeightsConfig
+from nvd.data.embedding import EmbeddingConfig, compute_embedding
+from nvd.core.progress import stage_log
+from nvd.data.weights import WeightsConfig
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     compute_embedding(

@@ -1,8 +1,8 @@
-"""Snakemake adapter for rule `flow`: see nvd.flow.compute_flow."""
+"""Snakemake adapter for rule `flow`: see nvd.data.flow.compute_flow."""
 
-from nvd.flow import FlowConfig, compute_flow
-from nvd.progress import stage_log
-from nvd.weights import WeightsConfig
+from nvd.data.flow import FlowConfig, compute_flow
+from nvd.core.progress import stage_log
+from nvd.data.weights import WeightsConfig
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     compute_flow(

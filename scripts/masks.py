@@ -1,8 +1,8 @@
-"""Snakemake adapter for rule `masks`: see nvd.masks.compute_masks."""
+"""Snakemake adapter for rule `masks`: see nvd.data.masks.compute_masks."""
 
-from nvd.masks import MasksConfig, compute_masks
-from nvd.progress import stage_log
-from nvd.weights import WeightsConfig
+from nvd.data.masks import MasksConfig, compute_masks
+from nvd.core.progress import stage_log
+from nvd.data.weights import WeightsConfig
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     compute_masks(

@@ -10,18 +10,18 @@ import sys
 import pytest
 import yaml
 
-from nvd.config import SCHEMA_PATH, load_config, section, stage_section, validate_config
-from nvd.datasets import all_videos, dataset_videos
-from nvd.comparison import TablesConfig
-from nvd.decompose import EvaluationConfig
-from nvd.decomposition_training import DecompositionTrainConfig
-from nvd.embedding import EmbeddingConfig
-from nvd.hyper_training import HyperTrainConfig, ScratchConfig
-from nvd.errors import ConfigError, WeightsError
-from nvd.flow import FlowConfig
-from nvd.frames import FramesConfig
-from nvd.masks import MasksConfig
-from nvd.weights import WeightsConfig, check_weights, weight_path
+from nvd.core.config import SCHEMA_PATH, load_config, section, stage_section, validate_config
+from nvd.data.datasets import all_videos, dataset_videos
+from nvd.eval.comparison import TablesConfig
+from nvd.models.hashing_nvd.evaluate import EvaluationConfig
+from nvd.models.hashing_nvd.objective import DecompositionTrainConfig
+from nvd.data.embedding import EmbeddingConfig
+from nvd.models.hypernvd.objective import HyperTrainConfig, ScratchConfig
+from nvd.core.errors import ConfigError, WeightsError
+from nvd.data.flow import FlowConfig
+from nvd.data.frames import FramesConfig
+from nvd.data.masks import MasksConfig
+from nvd.data.weights import WeightsConfig, check_weights, weight_path
 
 from conftest import REPO, demo_config
 
@@ -48,7 +48,7 @@ def test_schema_keys_match_dataclass_fields(name, cls):
 
 
 def test_hypernet_network_schema_matches_its_dataclass():
-    from nvd.hypernet import HyperNetConfig
+    from nvd.models.hypernvd.model import HyperNetConfig
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     assert set(schema["$defs"]["hypernet_network"]["properties"]) == {f.name for f in dataclasses.fields(HyperNetConfig)}
@@ -130,7 +130,8 @@ def test_cli_subcommands_have_help(command):
 
 
 def test_cli_options_follow_dataclass_defaults():
-    from nvd.cli import build_parser, from_options
+    from nvd.cli import build_parser
+    from nvd.cli.common import from_options
 
     args = build_parser().parse_args(["flow", "in.zarr", "out.zarr", "--backend", "farneback"])
     assert from_options(FlowConfig, args) == FlowConfig(backend="farneback")

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from nvd.config import section
-from nvd.decomposition import DecompositionConfig, LayeredDecomposition
-from nvd.decomposition_training import DecompositionTask, DecompositionTrainConfig
-from nvd.encodings import HashGridConfig
-from nvd.errors import InputError
-from nvd.training import TrainConfig, seed_everything, train
-from nvd.video_data import VideoTensors
+from nvd.core.config import section
+from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
+from nvd.nn.encodings import HashGridConfig
+from nvd.core.errors import ConfigError, InputError
+from nvd.train.config import TrainConfig
+from nvd.train.loop import seed_everything, train
+from nvd.data.loader import VideoTensors
 
 from conftest import TINY_DECOMPOSITION, demo_config, dry_run_jobs, kill_at, snakemake, write_config
 
@@ -88,15 +89,19 @@ def test_killed_decomposition_training_resumes_to_the_same_model(tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_demo_config_section_builds():
-    import yaml
+def test_nested_section_keeps_the_defaults_of_keys_left_out():
+    """A config names a few nested keys; every other key keeps its component's default."""
+    from nvd.models.hashing_nvd.model import DecompositionConfig
+    from nvd.nn.encodings import HashGridConfig
 
-    from conftest import REPO
-
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    cfg = section(DecompositionTrainConfig, config["decomposition"], "decomposition")
-    assert cfg.train.device == "cpu" and cfg.model.texture_grid.n_levels == 12
-    assert section(DecompositionTrainConfig, TINY_DECOMPOSITION, "decomposition").train.iterations == 30
+    cfg = section(DecompositionTrainConfig, {"model": {"mapping_hidden": 64, "texture_grid": {"n_levels": 12}},
+                                             "train": {"device": "cpu"}}, "decomposition")
+    assert cfg.model.mapping_hidden == 64 and cfg.model.texture_grid.n_levels == 12
+    assert cfg.model.texture_grid.log2_table_size == HashGridConfig().log2_table_size
+    assert cfg.model.residual_grid == HashGridConfig() and cfg.model.alpha_hidden == DecompositionConfig().alpha_hidden
+    assert cfg.train.device == "cpu" and cfg.train.iterations == TrainConfig().iterations
+    with pytest.raises(ConfigError, match="decomposition.model.texture_grid.*unknown key"):
+        section(DecompositionTrainConfig, {"model": {"texture_grid": {"levels": 3}}}, "decomposition")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +122,7 @@ def test_workflow_trains_evaluates_and_edits(decomposed):
     for name in ("tex0.png", "tex1.png", "rec.mp4", "rec_no_residual.mp4", "alpha0.mp4", "residual1.mp4",
                  "comparison.mp4", "checkerboard0.mp4"):
         assert (base / "eval" / name).stat().st_size > 0, name
-    from nvd.video_io import probe_video
+    from nvd.data.video_io import probe_video
 
     assert probe_video(base / "custom_edit.mp4")["width"] == 64
     rows = (base / "log.csv").read_text().splitlines()
@@ -141,7 +146,7 @@ def test_decomposition_staleness(decomposed):
 
 
 def test_model_refuses_another_video(decomposed):
-    from nvd.decompose import load_decomposition
+    from nvd.models.hashing_nvd.run import load_decomposition
 
     workdir, _ = decomposed
     orbit, duo = workdir / "results" / "synthetic" / "orbit", workdir / "results" / "synthetic" / "duo"
@@ -151,8 +156,8 @@ def test_model_refuses_another_video(decomposed):
 
 
 def test_mark_tracking_error_is_zero_for_the_true_decomposition_and_large_for_a_frozen_one():
-    from nvd.decomposition_eval import mark_tracking_error
-    from nvd.demo import SYNTHETIC_CLIPS, render_scene
+    from nvd.models.hashing_nvd.evaluate import mark_tracking_error
+    from nvd.data.demo import SYNTHETIC_CLIPS, render_scene
 
     scene = render_scene(SYNTHETIC_CLIPS["orbit"])
     uv = torch.as_tensor(scene.uv)

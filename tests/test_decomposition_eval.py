@@ -20,26 +20,21 @@ import pytest
 import torch
 from PIL import Image
 
-from nvd.atlas import atlas_alpha, atlas_rgb, propagate_edit, sample_atlas
-from nvd.decomposition import DecompositionConfig
-from nvd.decomposition_eval import (
-    _metrics,
-    _training_summary,
-    alpha_iou,
-    atlas_images,
-    edit,
-    edited_frames,
-    evaluate,
-    render_video,
-)
-from nvd.decomposition_training import DecompositionTask, DecompositionTrainConfig
-from nvd.demo import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, RenderedScene, SceneSpec, render_scene
-from nvd.encodings import HashGridConfig
-from nvd.errors import ConfigError, InputError
-from nvd.metrics import lpips_metric, psnr
-from nvd.training import TrainConfig, TrainResult, read_log, seed_everything, train
-from nvd.video_data import VideoTensors
-from nvd.video_io import iter_video_frames, probe_video, write_video
+from nvd.models.hashing_nvd.atlas import atlas_alpha, atlas_rgb, propagate_edit, sample_atlas
+from nvd.models.hashing_nvd.model import DecompositionConfig
+from nvd.eval.outputs import training_summary
+from nvd.models.hashing_nvd.edit import edit, edited_frames
+from nvd.models.hashing_nvd.evaluate import _metrics, alpha_iou, evaluate
+from nvd.models.hashing_nvd.render import atlas_images, render_video
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
+from nvd.data.demo import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, RenderedScene, SceneSpec, render_scene
+from nvd.nn.encodings import HashGridConfig
+from nvd.core.errors import ConfigError, InputError
+from nvd.eval.metrics import lpips_metric, psnr
+from nvd.train.config import TrainConfig
+from nvd.train.loop import TrainResult, read_log, seed_everything, train
+from nvd.data.loader import VideoTensors
+from nvd.data.video_io import iter_video_frames, probe_video, write_video
 
 T, H, W = 8, 24, 32
 ATLAS = 256
@@ -222,7 +217,7 @@ def test_evaluate_leaves_a_foreign_folder_alone(task: DecompositionTask, tmp_pat
 
 @pytest.fixture(scope="module")
 def lpips_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised LPIPS weight file in nvd.metrics' layout."""
+    """A randomly initialised LPIPS weight file in nvd.eval.metrics' layout."""
     from torchvision.models import alexnet
 
     with torch.device("meta"):
@@ -267,10 +262,10 @@ def test_lpips_is_left_out_for_frames_too_small_for_it(
 
 def test_training_summary_from_result_or_log(trained: tuple[DecompositionTask, TrainResult, Path]) -> None:
     _, result, folder = trained
-    assert _training_summary(result) == (ITERATIONS, result.wall_time_s)
-    assert _training_summary(read_log(folder)) == (ITERATIONS, pytest.approx(result.wall_time_s))
+    assert training_summary(result) == (ITERATIONS, result.wall_time_s)
+    assert training_summary(read_log(folder)) == (ITERATIONS, pytest.approx(result.wall_time_s))
     with pytest.raises(InputError, match="train the model"):
-        _training_summary([])
+        training_summary([])
 
 
 def test_alpha_iou_and_ground_truth_shape(task: DecompositionTask, tmp_path: Path) -> None:
@@ -377,7 +372,7 @@ def test_edit_mechanics_on_ground_truth_uv_and_alpha() -> None:
     scene = render_scene(spec)
     atlas = torch.from_numpy(scene.atlases[0])  # [64,64,3]
     size = atlas.shape[0]
-    # atlas pixels (centres at integers) -> the [-1,1] texel convention of nvd.atlas
+    # atlas pixels (centres at integers) -> the [-1,1] texel convention of nvd.models.hashing_nvd.atlas
     uv = (torch.from_numpy(scene.uv) + 0.5) / torch.tensor([size, size]) * 2 - 1
     alpha = torch.from_numpy(scene.alpha)
     frames = torch.from_numpy(scene.frames).float() / 255

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvd.embedding import EmbeddingConfig, compute_embedding, load_embedding, window_starts
-from nvd.embedding.stats import STATS_DIM, stats_descriptor
-from nvd.errors import ConfigError, WeightsError
-from nvd.stores import new_array, open_store, write_store
-from nvd.weights import WeightsConfig
+from nvd.data.embedding import EmbeddingConfig, compute_embedding, load_embedding, window_starts
+from nvd.data.embedding.stats import STATS_DIM, stats_descriptor
+from nvd.core.errors import ConfigError, WeightsError
+from nvd.data.stores import new_array, open_store, write_store
+from nvd.data.weights import WeightsConfig
 
 NO_WEIGHTS = WeightsConfig()
 

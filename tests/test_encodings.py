@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from nvd.encodings import (
+from nvd.nn.encodings import (
     HASH_PRIMES,
     HashGrid,
     HashGridConfig,
@@ -19,7 +19,7 @@ from nvd.encodings import (
     resolve_backend,
     table_shape,
 )
-from nvd.errors import ConfigError
+from nvd.core.errors import ConfigError
 
 # Small grids where the coarse levels are dense and the finest ones hashed (2**8 rows).
 GRIDS = {
@@ -123,7 +123,7 @@ def test_layout_of_another_dimension_is_refused() -> None:
 def test_level_groups_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel's grouping of levels (a speed knob) changes no value and no table gradient
     (same additions in the same order) and the input gradient only by the summation order."""
-    import nvd.encodings
+    import nvd.nn.encodings
 
     torch.manual_seed(1)
     grid = HashGrid(3, GRIDS[3])
@@ -136,7 +136,7 @@ def test_level_groups_do_not_change_results(monkeypatch: pytest.MonkeyPatch) -> 
         return out.detach(), grid.table.grad, x.grad
 
     out, grad_table, grad_x = run()
-    monkeypatch.setattr(nvd.encodings, "GROUP_POINTS", 1)  # one level per group
+    monkeypatch.setattr(nvd.nn.encodings, "GROUP_POINTS", 1)  # one level per group
     out_1, grad_table_1, grad_x_1 = run()
     assert torch.equal(out, out_1) and torch.equal(grad_table, grad_table_1)
     torch.testing.assert_close(grad_x, grad_x_1, rtol=1e-6, atol=0)

@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-import nvd.flow
-from nvd.errors import ConfigError, InputError, StoreError, WeightsError
-from nvd.flow import FLOW_BACKENDS, FlowConfig, compute_flow, float16_rounding_epe, load_flow
-from nvd.flow.consistency import consistency_masks, round_trip_valid
-from nvd.stores import new_array, open_store, partial_paths, provenance, write_store
-from nvd.versioning import code_version
-from nvd.weights import WeightsConfig
+import nvd.data.flow
+from nvd.core.errors import ConfigError, InputError, StoreError, WeightsError
+from nvd.data.flow import FLOW_BACKENDS, FlowConfig, compute_flow, float16_rounding_epe, load_flow
+from nvd.data.flow.consistency import consistency_masks, round_trip_valid
+from nvd.core.publish import partial_paths
+from nvd.data.stores import new_array, open_store, provenance, write_store
+from nvd.core.versioning import code_version
+from nvd.data.weights import WeightsConfig
 
 H, W = 64, 96
 PAD = 24  # texture margin around the visible frame, so warps never pull in border fill
@@ -304,7 +305,7 @@ def run_fake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flows: FlowPairs, cfg: FlowConfig = FlowConfig()
 ) -> Path:
     """compute_flow with the DIS backend replaced by ``fake_backend(flows)``."""
-    monkeypatch.setattr(nvd.flow, "dis_flows", fake_backend(flows))
+    monkeypatch.setattr(nvd.data.flow, "dis_flows", fake_backend(flows))
     h, w = flows[0][0].shape[:2]
     frames = np.zeros((len(flows) + 1, h, w, 3), np.uint8)
     return compute_flow(write_frames(tmp_path / "frames.zarr", frames), tmp_path / "flow.zarr", cfg, NO_WEIGHTS)
@@ -374,10 +375,10 @@ def test_failure_mid_video_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
         raise RuntimeError("backend broke")
 
     frames = write_frames(tmp_path / "frames.zarr", np.zeros((6, 20, 30, 3), np.uint8))
-    monkeypatch.setattr(nvd.flow, "dis_flows", failing_backend)
+    monkeypatch.setattr(nvd.data.flow, "dis_flows", failing_backend)
     with pytest.raises(RuntimeError, match="backend broke"):
         compute_flow(frames, tmp_path / "flow.zarr", FlowConfig(), NO_WEIGHTS)
-    monkeypatch.setattr(nvd.flow, "dis_flows", fake_backend([good, good, (good[0], good[1][:-1])] + [good] * 2))
+    monkeypatch.setattr(nvd.data.flow, "dis_flows", fake_backend([good, good, (good[0], good[1][:-1])] + [good] * 2))
     with pytest.raises(ValueError, match=r"\[H,W,2\]"):  # raised in the writer thread
         compute_flow(frames, tmp_path / "flow.zarr", FlowConfig(), NO_WEIGHTS)
     assert not (tmp_path / "flow.zarr").exists()
@@ -445,7 +446,7 @@ def test_raft_flow_matches_direct_model_call(raft_weights: Path, tiny_frames: Pa
     import torch
     import torch.nn.functional as F
 
-    from nvd.flow.raft import load_raft, raft_flows
+    from nvd.data.flow.raft import load_raft, raft_flows
 
     device = torch.device("cpu")
     model = load_raft(raft_weights, device)
@@ -468,7 +469,7 @@ def test_raft_flow_matches_direct_model_call(raft_weights: Path, tiny_frames: Pa
 def test_raft_input_padding(h: int, w: int, padded: tuple[int, int]) -> None:
     import torch
 
-    from nvd.flow.raft import _prepare
+    from nvd.data.flow.raft import _prepare
 
     frames = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
     x = _prepare(frames, torch.device("cpu"))
@@ -570,11 +571,11 @@ def test_unusable_frames_stores(tmp_path: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    """``import nvd.flow`` must not pull in torch (the OpenCV backends do not need it)."""
+    """``import nvd.data.flow`` must not pull in torch (the OpenCV backends do not need it)."""
     import subprocess
     import sys
 
-    code = "import sys, nvd.flow; print('torch' in sys.modules)"
+    code = "import sys, nvd.data.flow; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -589,7 +590,7 @@ def test_dis_recovers_demo_scene_ground_truth(clip, tmp_path):
     with ~1.5x margin on the harder scene. The consistency mask must keep >= 85% of pixels
     and select pixels no worse than the average.
     """
-    from nvd.demo import SYNTHETIC_CLIPS, render_scene
+    from nvd.data.demo import SYNTHETIC_CLIPS, render_scene
 
     scene = render_scene(SYNTHETIC_CLIPS[clip])
     t, h, w, _ = scene.frames.shape

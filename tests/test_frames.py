@@ -22,12 +22,13 @@ import pytest
 import zarr
 from PIL import Image
 
-import nvd.frames
-from nvd.errors import ConfigError, InputError, NvdError, StoreError
-from nvd.frames import FramesConfig, extract_frames, load_frames
-from nvd.stores import new_array, open_store, partial_paths
-from nvd.versioning import code_version
-from nvd.video_io import (
+import nvd.data.frames
+from nvd.core.errors import ConfigError, InputError, NvdError, StoreError
+from nvd.data.frames import FramesConfig, extract_frames, load_frames
+from nvd.core.publish import partial_paths
+from nvd.data.stores import new_array, open_store
+from nvd.core.versioning import code_version
+from nvd.data.video_io import (
     ffmpeg_exe,
     iter_video_frames,
     list_frame_files,
@@ -256,7 +257,7 @@ def test_video_without_frame_count_grows_the_array(
     def probe_without_count(p: Path) -> dict:
         return {**probe_video(p), "frames": None}
 
-    monkeypatch.setattr(nvd.frames, "probe_video", probe_without_count)
+    monkeypatch.setattr(nvd.data.frames, "probe_video", probe_without_count)
     video, _ = extract(path, tmp_path / "b.zarr")
     np.testing.assert_array_equal(video, expected)
     assert open_store(tmp_path / "b.zarr")["frames"].shape == (30, 32, 48, 3)
@@ -459,7 +460,7 @@ def big_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sigkill_mid_write_leaves_no_store(big_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "v" / "frames.zarr"
     code = (
-        "from nvd.frames import FramesConfig, extract_frames; "
+        "from nvd.data.frames import FramesConfig, extract_frames; "
         f"extract_frames({str(big_folder)!r}, {str(out)!r}, FramesConfig())"
     )
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))

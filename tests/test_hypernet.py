@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from nvd.decomposition import DecompositionConfig, LayeredDecomposition
-from nvd.encodings import HashGridConfig
-from nvd.errors import ConfigError, InputError
-from nvd.hyper_training import HyperTask, HyperTrainConfig
-from nvd.hypernet import FunctionalDecomposition, HyperNetConfig, HyperNetwork, parameter_count
-from nvd.training import CheckpointError, TrainConfig, seed_everything, train
+from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
+from nvd.nn.encodings import HashGridConfig
+from nvd.core.errors import ConfigError, InputError
+from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig
+from nvd.models.hypernvd.model import FunctionalDecomposition, HyperNetConfig, HyperNetwork, parameter_count
+from nvd.train.config import TrainConfig
+from nvd.train.loop import CheckpointError, seed_everything, train
 
 from conftest import kill_at
 from test_decomposition import tiny_video
@@ -153,7 +154,7 @@ def test_hypernetwork_training_learns_and_resumes_exactly(tmp_path):
     resumed = run(tmp_path / "b")
     for (name, a), (_, b) in zip(reference.hypernet.state_dict().items(), resumed.hypernet.state_dict().items()):
         assert torch.equal(a, b), name
-    from nvd.training import read_log
+    from nvd.train.loop import read_log
 
     rows = read_log(tmp_path / "b")
     assert [r["iteration"] for r in rows] == [2, 4, 6]
@@ -162,7 +163,7 @@ def test_hypernetwork_training_learns_and_resumes_exactly(tmp_path):
 
 
 def test_checkpoint_for_another_target_config_is_refused(tmp_path):
-    from nvd.hypernvd import load_hypernet
+    from nvd.models.hypernvd.run import load_hypernet
 
     seed_everything(0)
     task = HyperTask(videos(), embeddings(), hyper_cfg(iterations=1))
@@ -176,7 +177,7 @@ def test_checkpoint_for_another_target_config_is_refused(tmp_path):
 
 
 def test_scratch_baseline_takes_the_finetune_settings_with_its_own_warm_ups():
-    from nvd.hyper_training import ScratchConfig, finetune_defaults
+    from nvd.models.hypernvd.objective import ScratchConfig, finetune_defaults
 
     finetune = finetune_defaults()
     assert (finetune.pretrain_iterations, finetune.losses.alpha_bootstrapping_until) == (0, 500)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from nvd.decomposition import hierarchical_alpha, hierarchical_log_alpha
-from nvd.losses import (
+from nvd.models.hashing_nvd.model import hierarchical_alpha, hierarchical_log_alpha
+from nvd.models.hashing_nvd.losses import (
     LossWeights,
     active_weights,
     alpha_bootstrapping_loss,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nvd.errors import ConfigError, InputError, WeightsError
-from nvd.masks import MasksConfig, compute_masks, load_masks
-from nvd.masks.maskrcnn import select_instances
-from nvd.stores import new_array, open_store, write_store
-from nvd.weights import WeightsConfig
+from nvd.core.errors import ConfigError, InputError, WeightsError
+from nvd.data.masks import MasksConfig, compute_masks, load_masks
+from nvd.data.masks.maskrcnn import select_instances
+from nvd.data.stores import new_array, open_store, write_store
+from nvd.data.weights import WeightsConfig
 
 NO_WEIGHTS = WeightsConfig()
 

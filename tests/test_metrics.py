@@ -11,8 +11,8 @@ import torch
 from skimage.metrics import structural_similarity
 from torchvision.models import alexnet
 
-from nvd.errors import WeightsError
-from nvd.metrics import LPIPS, lpips_metric, psnr, psnr_per_frame, ssim, ssim_per_frame
+from nvd.core.errors import WeightsError
+from nvd.eval.metrics import LPIPS, lpips_metric, psnr, psnr_per_frame, ssim, ssim_per_frame
 
 
 def test_psnr_known_values() -> None:

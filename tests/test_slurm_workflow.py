@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nvd.stores import open_store
+from nvd.data.stores import open_store
 
 from conftest import SNAKEFILE, demo_config, snakemake, write_config
 from slurm_cluster import PROFILE_DIR, scontrol_show_job, slurm_cluster, submit_env  # noqa: F401

@@ -15,12 +15,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from nvd.errors import ConfigError, NvdError
-from nvd.training import (
+from nvd.core.errors import ConfigError, NvdError
+from nvd.core.layout import LOG_NAME
+from nvd.train.config import TrainConfig
+from nvd.train.loop import (
     CHECKPOINT_NAME,
-    LOG_NAME,
     CheckpointError,
-    TrainConfig,
     TrainingDiverged,
     load_modules,
     psnr_at_time,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nvd.stores import open_store, provenance
+from nvd.data.stores import open_store, provenance
 
 from conftest import REPO, SNAKEFILE, demo_config, dry_run_jobs, snakemake, tool_env, write_config
 
@@ -97,7 +97,7 @@ def test_demo_masks_match_generated_ground_truth(demo_run):
 
 
 def test_stores_record_config_and_code_version(demo_run):
-    from nvd.versioning import code_version
+    from nvd.core.versioning import code_version
 
     workdir, _ = demo_run
     prov = provenance(open_store(workdir / "results" / "synthetic" / "orbit" / "flow.zarr"))
@@ -127,11 +127,11 @@ def test_changed_section_reruns_that_stage_and_dependents_only(demo_run):
 
 
 def test_changed_stage_code_reruns_that_stage_only(demo_run, tmp_path):
-    """Editing nvd/flow/ must rerun flow jobs and nothing else (Snakemake cannot see it alone)."""
+    """Editing nvd/data/flow/ must rerun flow jobs and nothing else (Snakemake cannot see it alone)."""
     workdir, configfile = demo_run
     copy = tmp_path / "pkg"
     shutil.copytree(REPO / "nvd", copy / "nvd", ignore=shutil.ignore_patterns("__pycache__"))
-    with (copy / "nvd" / "flow" / "__init__.py").open("a") as fh:
+    with (copy / "nvd" / "data" / "flow" / "__init__.py").open("a") as fh:
         fh.write("\n# an edit to the flow code\n")
     env = tool_env(PYTHONPATH=str(copy))
     assert dry_run_jobs(workdir, "--configfile", str(configfile), env=env) == {"flow": 3, "all": 1}

@@ -1,0 +1,228 @@
+"""Stage 1, frames: a video file or frame folder -> frames.zarr, uint8 [T,H,W,3].
+
+Store layout (contract read by every later stage):
+- array ``frames``: uint8 [T,H,W,3] RGB, dimension names (t, y, x, c), one chunk per frame.
+- attrs: ``fps`` (float or None for frame folders without a rate), ``source`` (str),
+  ``source_fingerprint`` (sha256 hex of the bytes read), ``frame_indices`` (indices of the
+  kept frames in the source sequence), ``source_frame_names`` (file names for folders,
+  None for video files), ``source_size`` [H0, W0], ``size`` [H, W].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import zarr
+
+from nvd.core.errors import ConfigError, InputError
+from nvd.core.progress import progress
+from nvd.data.stores import new_array, open_store, write_store
+from nvd.core.versioning import code_version
+from nvd.data.video_io import decode_image_rgb, iter_video_frames, list_frame_files, probe_video
+
+
+@dataclass(frozen=True)
+class FramesConfig:
+    """Frame extraction (``frames`` section)."""
+
+    long_edge: int | None = 768  # resize (INTER_AREA) so max(H, W) <= long_edge; None keeps native
+    max_frames: int | None = None  # keep at most this many frames after first_frame/step
+    first_frame: int = 0  # index of the first source frame kept
+    step: int = 1  # keep every step-th frame
+
+
+def extract_frames(source: str | Path, out: str | Path, cfg: FramesConfig) -> Path:
+    """Decode ``source`` (video file or frame folder) into the frames store at ``out``.
+
+    Keeps source frames first_frame, first_frame+step, ... (at most max_frames), resized
+    with INTER_AREA so max(H, W) <= long_edge, as uint8 [T,H,W,3] RGB; see the module
+    docstring for the attrs. Frames are written one at a time, so memory holds one frame
+    whatever the video length. Raises InputError naming the file or folder when the source
+    is missing, unreadable, has frames of different sizes, or no frame is selected.
+    """
+    _check_config(cfg)
+    source, out = Path(source), Path(out)
+    if source.is_dir():
+        reader: _Reader = _FolderReader(source, cfg)
+    elif source.is_file():
+        reader = _VideoReader(source, cfg)
+    else:
+        raise InputError(f"{source}: input video file or frame folder does not exist")
+
+    config = dataclasses.asdict(cfg)
+    with write_store(out, "frames", config=config, code_version=code_version("frames")) as group:
+        array: _GrowingFrames | None = None
+        for frame in progress(reader.frames(), reader.expected, f"frames {source.name}"):
+            if array is None:
+                size = _target_size(frame.shape[:2], cfg.long_edge)
+                array = _GrowingFrames(group, reader.expected, size)
+            array.append(_resize(frame, array.size))
+        assert array is not None, "readers raise InputError rather than yield no frame"
+        array.finish()
+        group.attrs.update(
+            {
+                "fps": reader.fps,
+                "source": str(source),
+                "source_fingerprint": reader.fingerprint.hexdigest(),
+                "frame_indices": reader.indices,
+                "source_frame_names": reader.names,
+                "source_size": list(reader.source_size),
+                "size": list(array.size),
+            }
+        )
+    return out
+
+
+def load_frames(store: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a finished frames store: (uint8 [T,H,W,3], attrs)."""
+    group = open_store(store, "frames")
+    return group["frames"][:], dict(group.attrs)
+
+
+def _check_config(cfg: FramesConfig) -> None:
+    """Catch values the config schema rejects, for callers that bypass it."""
+    if cfg.long_edge is not None and cfg.long_edge < 1:
+        raise ConfigError(f"frames.long_edge must be >= 1 or null, got {cfg.long_edge}")
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise ConfigError(f"frames.max_frames must be >= 1 or null, got {cfg.max_frames}")
+    if cfg.first_frame < 0:
+        raise ConfigError(f"frames.first_frame must be >= 0, got {cfg.first_frame}")
+    if cfg.step < 1:
+        raise ConfigError(f"frames.step must be >= 1, got {cfg.step}")
+
+
+def _target_size(size: tuple[int, int], long_edge: int | None) -> tuple[int, int]:
+    """(H, W) scaled so max(H, W) <= long_edge, aspect kept, rounded; never upscaled."""
+    height, width = size
+    if long_edge is None or max(height, width) <= long_edge:
+        return height, width
+    scale = long_edge / max(height, width)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def _resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if frame.shape[:2] == size:
+        return frame
+    return cv2.resize(frame, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+class _GrowingFrames:
+    """The ``frames`` array, filled frame by frame.
+
+    Video lengths are only estimates until decoding ends, so the array starts at the
+    expected length, doubles when a frame does not fit, and is cut to the frames written.
+    """
+
+    def __init__(self, group: zarr.Group, expected: int, size: tuple[int, int]) -> None:
+        self.size = size
+        self.count = 0
+        self.array = new_array(
+            group,
+            "frames",
+            (max(1, expected), *size, 3),
+            "uint8",
+            chunks=(1, *size, 3),
+            dimension_names=("t", "y", "x", "c"),
+        )
+
+    def append(self, frame: np.ndarray) -> None:
+        if self.count == self.array.shape[0]:
+            self.array.resize((2 * self.count, *self.size, 3))
+        self.array[self.count] = frame
+        self.count += 1
+
+    def finish(self) -> None:
+        if self.count != self.array.shape[0]:
+            self.array.resize((self.count, *self.size, 3))
+
+
+class _Reader(Protocol):
+    """A source's selected frames plus what the store records about them.
+
+    ``frames()`` yields uint8 [H0,W0,3] RGB source frames; ``indices``, ``source_size``
+    and ``fingerprint`` are complete once it is exhausted.
+    """
+
+    fps: float | None
+    expected: int  # number of frames frames() should yield (an estimate for videos)
+    indices: list[int]
+    names: list[str] | None
+    source_size: tuple[int, int]
+    fingerprint: Any  # hashlib sha256 object
+
+    def frames(self) -> Iterator[np.ndarray]: ...
+
+
+class _FolderReader:
+    def __init__(self, folder: Path, cfg: FramesConfig) -> None:
+        files = list_frame_files(folder)
+        selected = list(range(cfg.first_frame, len(files), cfg.step))[: cfg.max_frames]
+        if not selected:
+            raise InputError(
+                f"{folder}: no frames selected: first_frame={cfg.first_frame} but the folder has "
+                f"{len(files)} frames"
+            )
+        self.folder = folder
+        self.files = [files[i] for i in selected]
+        self.fps: float | None = None
+        self.expected = len(selected)
+        self.indices = selected
+        self.names: list[str] | None = [f.name for f in self.files]
+        self.source_size: tuple[int, int]  # set from the first frame read
+        self.fingerprint = hashlib.sha256()
+
+    def frames(self) -> Iterator[np.ndarray]:
+        for k, path in enumerate(self.files):
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read frame image ({exc.strerror})") from exc
+            self.fingerprint.update(data)
+            frame = decode_image_rgb(data, path)
+            if k == 0:
+                self.source_size = (frame.shape[0], frame.shape[1])
+            elif frame.shape[:2] != self.source_size:
+                raise InputError(
+                    f"{path}: frame is {_hw(frame.shape[:2])} but earlier frames of {self.folder} are "
+                    f"{_hw(self.source_size)} (all frames must have one size)"
+                )
+            yield frame
+
+
+class _VideoReader:
+    def __init__(self, path: Path, cfg: FramesConfig) -> None:
+        self.path = path
+        self.cfg = cfg
+        self.info = probe_video(path)
+        self.fps: float | None = self.info["fps"]
+        self.source_size: tuple[int, int] = (self.info["height"], self.info["width"])
+        total = self.info["frames"]
+        # Only sizes the first allocation; _GrowingFrames corrects a wrong guess.
+        selectable = len(range(cfg.first_frame, total, cfg.step)) if total else 1
+        self.expected = min(selectable, cfg.max_frames or selectable)
+        self.indices: list[int] = []
+        self.names: list[str] | None = None
+        self.fingerprint = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                self.fingerprint.update(block)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        cfg = self.cfg
+        decoded = iter_video_frames(
+            self.path, cfg.first_frame, cfg.step, cfg.max_frames, info=self.info
+        )
+        for k, frame in enumerate(decoded):
+            self.indices.append(cfg.first_frame + k * cfg.step)
+            yield frame
+
+
+def _hw(size: tuple[int, int]) -> str:
+    return f"{size[1]}x{size[0]} (WxH)"

@@ -1,0 +1,362 @@
+"""Reading frame folders and video files, and writing H.264 videos.
+
+Videos go through the ``ffmpeg`` binary (via ffmpeg-python): the one on PATH when there
+is one, else the static build shipped with imageio-ffmpeg. That build has no ffprobe, so
+``probe_video`` parses the stream summary ``ffmpeg -i`` prints instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import os
+import re
+import shutil
+import subprocess
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import ffmpeg
+import numpy as np
+
+from nvd.core.errors import InputError, NvdError
+from nvd.core.publish import publishing
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_NUMBER = re.compile(r"\d+")
+# ffmpeg prints rates with 4 significant digits; these are the NTSC rates it rounds.
+_NTSC_RATES = tuple(n * 1000 / 1001 for n in (24, 30, 48, 60, 120))
+_LOG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\] ")  # "[in#0 @ 0x55d8...] ": noise in messages
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: the system one on PATH, else imageio-ffmpeg's."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+# --------------------------------------------------------------------------- frame folders
+
+
+def list_frame_files(folder: Path) -> list[Path]:
+    """The frame images of ``folder`` in frame order.
+
+    Images are files ending in .jpg/.jpeg/.png (any case), ordered by the last integer in
+    their stem, so ``2.png`` comes before ``10.png`` and ``00000.jpg``, ``f00001.png`` and
+    ``frame_10.png`` all work. Other entries are skipped with a warning. Raises InputError
+    naming the folder when it holds no images, when an image name has no number, when two
+    images share a number, or when numbers are missing between the first and the last.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: frame folder does not exist")
+    numbered: dict[int, Path] = {}
+    ignored: list[str] = []
+    for entry in sorted(folder.iterdir()):
+        if not (entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES):
+            ignored.append(entry.name)
+            continue
+        numbers = _NUMBER.findall(entry.stem)
+        if not numbers:
+            raise InputError(f"{entry}: frame image name has no frame number")
+        number = int(numbers[-1])
+        if number in numbered:
+            raise InputError(
+                f"{folder}: frame images {numbered[number].name} and {entry.name} "
+                f"both have frame number {number}"
+            )
+        numbered[number] = entry
+    if ignored:
+        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
+        warnings.warn(f"{folder}: ignoring non-image entries: {shown}", stacklevel=2)
+    if not numbered:
+        raise InputError(f"{folder}: no frame images (.jpg, .jpeg, .png) in the folder")
+    first, last = min(numbered), max(numbered)
+    missing = sorted(set(range(first, last + 1)) - set(numbered))
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise InputError(
+            f"{folder}: frame numbers must be consecutive; {len(missing)} missing between "
+            f"{first} and {last}: {shown}"
+        )
+    return [numbered[n] for n in range(first, last + 1)]
+
+
+def decode_image_rgb(data: bytes, name: str | os.PathLike) -> np.ndarray:
+    """Decode encoded image bytes to uint8 [H,W,3] RGB; ``name`` labels errors.
+
+    Gray, palette and 16-bit images are converted to 8-bit RGB and an alpha channel is
+    dropped. JPEG EXIF orientation is applied, as image viewers do.
+    """
+    # imdecode asserts on an empty buffer instead of returning None.
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise InputError(f"{name}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as uint8 [H,W,3] RGB (see ``decode_image_rgb``)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read image ({exc.strerror})") from exc
+    return decode_image_rgb(data, path)
+
+
+# --------------------------------------------------------------------------- video files
+
+
+def probe_video(path: str | os.PathLike) -> dict[str, Any]:
+    """Describe the first video stream of ``path``.
+
+    Returns ``width`` and ``height`` of the decoded frames (display rotation applied, as
+    the decoder applies it), ``fps`` (float or None when the container gives no rate),
+    ``frames`` (int estimate from duration x fps, or None) and ``stream`` (index of the
+    stream in the file). Raises InputError naming the file when it is missing, is not a
+    media file ffmpeg can open, or holds no video stream.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: video file does not exist")
+    # Without an output file ffmpeg prints the input summary and exits with status 1.
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
+    lines = proc.stderr.splitlines()
+    if not any(line.startswith("Input #0") for line in lines):
+        raise InputError(f"{path}: ffmpeg cannot open the file: {_ffmpeg_message(lines)}")
+    for i, line in enumerate(lines):
+        match = re.match(r"\s*Stream #0:(\d+)\S*: Video: (.*)", line)
+        if not match or "(attached pic)" in line:
+            continue
+        size = re.search(r"(?:^|, )(\d+)x(\d+)(?=[ ,]|$)", match.group(2))
+        if size is None:
+            raise InputError(f"{path}: video stream has no frame size: {line.strip()}")
+        width, height = int(size.group(1)), int(size.group(2))
+        if abs(_rotation(lines[i + 1 :])) % 180 == 90:
+            width, height = height, width
+        fps = _rate(match.group(2))
+        duration = _duration(lines)
+        frames = round(duration * fps) if fps and duration is not None else None
+        stream = int(match.group(1))
+        return {"width": width, "height": height, "fps": fps, "frames": frames, "stream": stream}
+    raise InputError(f"{path}: no video stream in the file")
+
+
+def iter_video_frames(
+    path: str | os.PathLike,
+    first_frame: int = 0,
+    step: int = 1,
+    max_frames: int | None = None,
+    info: dict[str, Any] | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode video frames first_frame, first_frame+step, ... (at most max_frames).
+
+    Yields uint8 [H,W,3] RGB frames at the size ``probe_video`` reports (``info`` is its
+    result when the caller already has it). Indices count decoded frames: frames are
+    passed through as stored, never duplicated or dropped to reach a constant rate.
+    Raises InputError naming the file and quoting ffmpeg when ffmpeg cannot open it, when
+    no frame is decoded, or, after yielding the frames it got, when decoding reported an
+    error (a truncated or damaged file: the last frames yielded may be garbage).
+    """
+    path = Path(path)
+    info = info or probe_video(path)
+    width, height = info["width"], info["height"]
+    stream: Any = ffmpeg.input(str(path))[str(info["stream"])]
+    if first_frame:
+        stream = stream.filter("trim", start_frame=first_frame)
+    if step > 1:
+        stream = stream.filter("framestep", step=step)
+    out_args: dict[str, Any] = {"format": "rawvideo", "pix_fmt": "rgb24", **_passthrough_arg()}
+    if max_frames is not None:
+        out_args["frames:v"] = max_frames
+    proc = (
+        stream.output("pipe:", **out_args)
+        .global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+        .run_async(cmd=ffmpeg_exe(), pipe_stdout=True, pipe_stderr=True)
+    )
+    # Drain stderr on the side: a damaged file can log more than a pipe buffer holds,
+    # which would block ffmpeg while this side blocks reading stdout.
+    errors = _StderrTail(proc.stderr)
+    frame_bytes = width * height * 3
+    count = 0
+    short_read = False
+    try:
+        while True:
+            data = proc.stdout.read(frame_bytes)
+            if len(data) < frame_bytes:
+                short_read = bool(data)
+                break
+            count += 1
+            yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+        proc.wait()
+    finally:
+        if proc.poll() is None:  # the consumer stopped early
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        errors.join()
+    if count == 0:
+        where = f" at or after frame {first_frame}" if first_frame else ""
+        length = f" (the video has about {info['frames']} frames)" if info["frames"] is not None else ""
+        cause = f": {_ffmpeg_message(errors.lines)}" if errors.lines else ""
+        raise InputError(f"{path}: no video frames decoded{where}{length}{cause}")
+    if proc.returncode != 0 or errors.lines or short_read:
+        # The frames just before damage are often error-concealed garbage that nothing
+        # downstream could detect, so a damaged file is refused rather than cut short.
+        raise InputError(
+            f"{path}: video is damaged or truncated (ffmpeg reported an error after {count} "
+            f"frames: {_ffmpeg_message(errors.lines)}); repair or re-encode the file"
+        )
+
+
+def write_video(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18
+) -> Path:
+    """Encode uint8 RGB frames ([T,H,W,3] array or iterable of [H,W,3]) as H.264 video.
+
+    libx264, yuv420p (plays everywhere), CRF ``crf``; the container follows the suffix
+    (.mp4 for H.264 mp4). yuv420p needs even sizes, so an odd height or width gets its
+    last row or column repeated once: unlike a black border, that keeps the chroma shared
+    by the edge pixels true. The file is written under a temporary name and moved into
+    place (nvd.core.publish), so ``path`` is never a partial video.
+    """
+    path = Path(path)
+    it = iter(frames)
+    first = next(it, None)
+    if first is None:
+        raise ValueError(f"{path}: no frames to write")
+    if first.ndim != 3 or first.shape[2] != 3 or first.dtype != np.uint8:
+        raise ValueError(f"{path}: needs uint8 [H,W,3] frames, got {first.shape} {first.dtype}")
+    height, width = first.shape[:2]
+    pad = ((0, height % 2), (0, width % 2), (0, 0))
+    size = f"{width + width % 2}x{height + height % 2}"
+    with publishing(path) as tmp:
+        _encode(tmp, itertools.chain([first], it), first, pad, size, fps, crf, path)
+    return path
+
+
+def _encode(tmp: Path, frames: Iterator[np.ndarray], first: np.ndarray, pad: tuple, size: str, fps: float,
+            crf: int, path: Path) -> None:
+    """Pipe ``frames`` through ffmpeg into ``tmp``; errors name ``path``."""
+    proc = (
+        ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=size, framerate=fps)
+        .output(str(tmp), vcodec="libx264", pix_fmt="yuv420p", crf=crf)
+        .global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+        .run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True, overwrite_output=True)
+    )
+    errors = _StderrTail(proc.stderr)
+    try:
+        for frame in frames:
+            if frame.shape != first.shape or frame.dtype != np.uint8:
+                raise ValueError(
+                    f"{path}: frame of shape {frame.shape} {frame.dtype}, expected {first.shape} uint8"
+                )
+            try:
+                proc.stdin.write(np.pad(frame, pad, mode="edge").tobytes())
+            except BrokenPipeError:  # ffmpeg gave up; its stderr, reported below, says why
+                break
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        proc.wait()
+        errors.join()
+        if proc.returncode != 0:
+            raise NvdError(f"{path}: ffmpeg failed to write the video: {_ffmpeg_message(errors.lines)}")
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _StderrTail(threading.Thread):
+    """Reads a process's stderr to the end, keeping its first line (usually the cause of an
+    error) and its last ``keep`` lines in ``lines``."""
+
+    def __init__(self, pipe: Any, keep: int = 20) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.first: list[str] = []
+        self.tail: collections.deque[str] = collections.deque(maxlen=keep)
+        self.start()
+
+    def run(self) -> None:
+        for raw in self.pipe:
+            line = raw.decode(errors="replace").strip()
+            if line:
+                self.first = self.first or [line]
+                self.tail.append(line)
+        self.pipe.close()
+
+    @property
+    def lines(self) -> list[str]:
+        tail = list(self.tail)
+        return tail if self.first == tail[:1] else self.first + tail
+
+
+def _ffmpeg_message(lines: Iterable[str]) -> str:
+    """ffmpeg's explanation: its first error line (the cause) and its last (the outcome)."""
+    kept = [_LOG_PREFIX.sub("", line.strip()) for line in lines]
+    kept = [line for line in kept if line and not line.startswith("At least one output file")]
+    if not kept:
+        return "no message from ffmpeg"
+    return kept[0] if len(kept) == 1 else f"{kept[0]} / {kept[-1]}"
+
+
+@cache
+def _passthrough_arg() -> dict[str, str]:
+    """Output option that keeps every decoded frame (-fps_mode since ffmpeg 5.1, else -vsync)."""
+    out = subprocess.run([ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
+    match = re.match(r"ffmpeg version n?(\d+)\.(\d+)", out)
+    if match and (int(match.group(1)), int(match.group(2))) < (5, 1):
+        return {"vsync": "passthrough"}
+    return {"fps_mode": "passthrough"}
+
+
+def _rate(stream_desc: str) -> float | None:
+    """Frame rate from a stream line ("25 fps", "29.97 fps", "1k tbr")."""
+    for unit in ("fps", "tbr"):
+        match = re.search(rf"([\d.]+)(k?) {unit}", stream_desc)
+        if match:
+            rate = float(match.group(1)) * (1000 if match.group(2) else 1)
+            if rate <= 0:
+                continue
+            return next((r for r in _NTSC_RATES if abs(r - rate) < 0.006), rate)
+    return None
+
+
+def _duration(lines: list[str]) -> float | None:
+    for line in lines:
+        match = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", line)
+        if match:
+            h, m, s = match.groups()
+            return int(h) * 3600 + int(m) * 60 + float(s)
+    return None
+
+
+def _rotation(lines_after_stream: list[str]) -> float:
+    """Display rotation in degrees from the side data printed under a stream line."""
+    for line in lines_after_stream:
+        if re.match(r"\s*Stream #", line):
+            break
+        match = re.search(r"rotation of (-?[\d.]+) degrees", line)
+        if match:
+            return float(match.group(1))
+    return 0.0

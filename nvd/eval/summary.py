@@ -1,0 +1,67 @@
+"""A short table of what the workflow produced (`nvd summary`, printed by `make demo`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from nvd.core.errors import StoreError
+from nvd.core.layout import COMPARISON_MD, DATA_STAGES, EVAL_DIR, METRICS_NAME, MODEL_NAME, ResultsLayout
+from nvd.data.datasets import VideoSource
+from nvd.data.stores import open_store
+
+
+def describe_store(path: Path, stage: str) -> str:
+    """One cell: the store's key figures, or why it is not usable."""
+    try:
+        group = open_store(path, stage)
+    except StoreError as exc:
+        return "missing" if not path.exists() else f"incomplete ({exc.__class__.__name__})"
+    if stage == "frames":
+        t, h, w, _ = group["frames"].shape
+        return f"{t} x {h}x{w}"
+    if stage == "flow":
+        valid = np.asarray(group["forward_valid"][:]).mean() if group["forward_valid"].size else 0.0
+        return f"{group['forward'].dtype}, {100 * valid:.0f}% consistent"
+    if stage == "masks":
+        return f"{group['masks'].shape[0]} object(s)"
+    return f"{group['video'].shape[0]}-d, {group['windows'].shape[0]} window(s)"
+
+
+def describe_decomposition(folder: Path) -> str:
+    """One cell: the evaluated decomposition's PSNR (and alpha IoU), or what is missing."""
+    metrics = folder / EVAL_DIR / METRICS_NAME
+    if not metrics.is_file():
+        return "trained, not evaluated" if (folder / MODEL_NAME).is_file() else "-"
+    m = json.loads(metrics.read_text())
+    text = f"{m['psnr']:.2f} dB" if m.get("psnr") is not None else "PSNR n/a"
+    if m.get("alpha_iou"):
+        text += ", IoU " + "/".join(f"{v:.2f}" for v in m["alpha_iou"])
+    return text
+
+
+def describe_models(layout: ResultsLayout, dataset: str, video: str) -> str:
+    """One cell: the per-video decomposition, or HyperNVD's finetuned vs scratch models."""
+    finetune, scratch = (Path(layout.run_dir(m, dataset, video)) for m in ("finetune", "scratch"))
+    if finetune.is_dir() or scratch.is_dir():
+        return f"finetune {describe_decomposition(finetune)}; scratch {describe_decomposition(scratch)}"
+    return describe_decomposition(Path(layout.run_dir("decomposition", dataset, video)))
+
+
+def format_summary(layout: ResultsLayout, videos: Iterable[VideoSource]) -> str:
+    """Table of every video's stores in ``layout`` with their key figures, and the HyperNVD
+    tables when they exist."""
+    rows = [("dataset", "video", *DATA_STAGES, "decomposition")]
+    for v in videos:
+        rows.append((v.dataset, v.name,
+                     *(describe_store(Path(layout.store(s, v.dataset, v.name)), s) for s in DATA_STAGES),
+                     describe_models(layout, v.dataset, v.name)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    header = f"nvd: stores under {Path(layout.root).resolve()}/<dataset>/<video>/<stage>.zarr"
+    tables = Path(layout.table(COMPARISON_MD))
+    footer = [f"HyperNVD tables: {tables.parent.resolve()}/ ({COMPARISON_MD}, plots)"] if tables.is_file() else []
+    return "\n".join([header, *lines, *footer])

@@ -1,0 +1,570 @@
+"""The one optimisation loop every neural video model trains through.
+
+A model family (layered atlases, NVP, the NeRV family) implements ``TrainTask``: its modules,
+its optimiser, the loss of one step and a quick PSNR. ``train`` does everything else the same
+way for all of them: optimiser steps, NaN/inf guard, atomic checkpoints, exact resume,
+``log.csv`` (PSNR against training time, for equal-time comparisons), TensorBoard when
+installed, and a progress bar or plain log lines.
+
+Files in ``out_dir``:
+- ``checkpoint.pt``: the latest checkpoint, replaced atomically (see ``train``);
+- ``log.csv``: one row per log point (see ``read_log``);
+- ``tensorboard/``: the same scalars as TensorBoard events, when ``torch.utils.tensorboard``
+  imports.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nvd.core.devices import resolve_device
+from nvd.core.errors import ConfigError, NvdError
+from nvd.core.layout import LOG_NAME
+from nvd.train.config import TrainConfig
+from nvd.core.publish import publish_with
+
+CHECKPOINT_NAME = "checkpoint.pt"
+TENSORBOARD_DIR = "tensorboard"
+_FORMAT = 1  # checkpoint layout version; bump when the dict written by _checkpoint_state changes
+_LEAD_COLUMNS = ("iteration", "wall_time_s", "loss")  # log.csv: these, then the loss parts, then psnr
+_PSNR_COLUMN = "psnr"
+# Added to cfg.seed for the sampling generator, so that its stream differs from the global
+# torch stream seeded with cfg.seed (which initialises the weights): batches drawn from the
+# same numbers as the initial weights would be correlated with them.
+_SAMPLING_SEED_OFFSET = 0x5EED_0FF5E7
+
+_log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(NvdError):
+    """The loss became NaN or infinite; the last good checkpoint is left in place."""
+
+
+class CheckpointError(NvdError):
+    """``checkpoint.pt`` is unreadable or belongs to a different run."""
+
+
+class TrainTask(Protocol):
+    """What a model family provides to the shared loop.
+
+    The task is built by the caller after ``seed_everything(cfg.seed)`` (so its initial
+    weights are reproducible) with its tensors on ``resolve_device(cfg.device)``. Any state
+    that changes during training must live in ``modules()`` (parameters or buffers) or in the
+    optimiser, or be a function of the iteration number (e.g. a learning-rate schedule set in
+    ``step_loss`` from ``iteration``): nothing else is checkpointed.
+    """
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Everything whose state is checkpointed, by a stable name."""
+        ...
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser over the modules' parameters; built once, the same object each call."""
+        ...
+
+    def step_loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        """Loss of training iteration ``iteration`` (1-based) as a scalar tensor with a graph,
+        and its named parts as floats (one log.csv column each; names other than iteration,
+        wall_time_s, loss and psnr). All randomness (batch sampling...) must come from
+        ``generator``, which lives on the training device; ``train`` does the backward pass and
+        the optimiser step.
+
+        A task that accumulates gradients itself (HyperNVD backpropagates each video's loss
+        before building the next video's graph) returns the total loss detached (no
+        ``requires_grad``); ``train`` then only checks it and steps. A non-finite total still
+        stops the run before the step."""
+        ...
+
+    def psnr(self) -> float | Mapping[str, float]:
+        """Quick quality figure in dB for the logs (may use a fixed subset of frames). Runs
+        under ``torch.no_grad``; must not draw from the sampling generator and must leave the
+        modules in the mode it found them. A mapping holds the headline figure under "psnr"
+        and more figures (e.g. per video) as extra log.csv columns."""
+        ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call to ``train`` achieved."""
+
+    iterations: int  # iterations the model has been trained for in total (cfg.iterations)
+    wall_time_s: float  # cumulative training time over all sessions, as in log.csv
+    psnr: float  # task.psnr() after the last iteration
+    checkpoint: Path  # the final checkpoint
+    resumed_from: int | None  # iteration of the checkpoint this call resumed from, None when fresh
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(
+    task: TrainTask,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    identity: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    log: logging.Logger | None = None,
+) -> TrainResult:
+    """Train ``task`` for ``cfg.iterations`` iterations, resuming from ``out_dir`` if possible.
+
+    Each iteration: ``zero_grad``, ``task.step_loss``, a finiteness check, ``backward``,
+    ``optimizer.step``. Every ``cfg.log_every`` iterations and at the end a row goes to
+    ``log.csv`` (and TensorBoard); every ``cfg.checkpoint_every`` iterations and at the end
+    ``checkpoint.pt`` is written: module and optimiser states, the iteration, the sampling
+    generator's state, the global torch (and CUDA), NumPy and Python RNG states, the training
+    time so far, ``identity`` and ``meta``. It is written to a temporary sibling and renamed
+    over the old one, so a kill at any moment leaves either the old or the new checkpoint.
+
+    Resume: when ``checkpoint.pt`` exists, its ``identity`` must equal ``identity`` (the
+    values that define the run, e.g. its config, code version and video; JSON-normalised),
+    else CheckpointError. Everything is restored and training continues after the saved
+    iteration; log rows written after it by the interrupted session are dropped. On CPU the
+    resumed run ends bit-for-bit equal to an uninterrupted one; on CUDA only as far as the
+    kernels are deterministic. ``meta`` is stored for provenance and not compared.
+
+    Wall time (``wall_time_s``) counts the training iterations only, summed over sessions:
+    not start-up, checkpoint writes, log writes or ``task.psnr()``, and not the iterations an
+    interrupted session did after its last checkpoint (they are done again).
+
+    Raises TrainingDiverged when the loss is not finite (before stepping, so the last
+    checkpoint stays the last good state) and CheckpointError for a foreign or unreadable
+    checkpoint. ``log`` receives progress lines when stderr is not a terminal (default: this
+    module's logger); on a terminal a tqdm bar shows loss and PSNR instead.
+    """
+    log = log or _log
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    run_identity = _jsonable(identity or {})
+    run_meta = _jsonable(meta or {})
+    modules = task.modules()
+    optimizer = task.optimizer()
+    generator = torch.Generator(device=device)
+    generator.manual_seed(cfg.seed + _SAMPLING_SEED_OFFSET)
+    ckpt_path = out / CHECKPOINT_NAME
+
+    start, wall, resumed_from = 0, 0.0, None
+    if ckpt_path.exists():
+        ckpt = _read_checkpoint(ckpt_path)
+        _check_identity(ckpt_path, ckpt["identity"], run_identity)
+        if ckpt["iteration"] > cfg.iterations:
+            raise CheckpointError(
+                f"{ckpt_path} is at iteration {ckpt['iteration']}, past the {cfg.iterations} iterations "
+                "asked for; delete it (or use another output folder) to train a shorter run"
+            )
+        _restore(ckpt_path, ckpt, modules, optimizer, generator, device)
+        start = resumed_from = ckpt["iteration"]
+        wall = ckpt["wall_time_s"]
+        log.info("resuming from %s at iteration %d/%d", ckpt_path, start, cfg.iterations)
+    else:
+        shutil.rmtree(out / TENSORBOARD_DIR, ignore_errors=True)
+        log.info("training from scratch for %d iterations on %s", cfg.iterations, device)
+    csv_log = _CsvLog(out / LOG_NAME, keep_through=start)
+    board = _tensorboard(out / TENSORBOARD_DIR, start)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iterations, initial=start, desc="train", unit="it", dynamic_ncols=True)
+
+    final_psnr = math.nan
+    try:
+        tick = time.perf_counter()
+        for it in range(start + 1, cfg.iterations + 1):
+            # Gradients are cleared first (set to None) so they take no memory during the forward pass.
+            optimizer.zero_grad(set_to_none=True)
+            loss, parts = task.step_loss(it, generator)
+            # One host sync per iteration (the float parts cost one already); checking before
+            # backward/step means a NaN never reaches the parameters or the optimiser state.
+            if not bool(torch.isfinite(loss)):
+                raise TrainingDiverged(_diverged_message(it, loss, parts, ckpt_path))
+            if loss.requires_grad:
+                loss.backward()
+            optimizer.step()
+            if bar is not None:
+                bar.update()
+            at_log = it % cfg.log_every == 0 or it == cfg.iterations
+            at_checkpoint = it % cfg.checkpoint_every == 0 or it == cfg.iterations
+            if not (at_log or at_checkpoint):
+                continue
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # so the clock sees the queued kernels finish
+            wall += time.perf_counter() - tick
+            if at_log:
+                clash = parts.keys() & {*_LEAD_COLUMNS, _PSNR_COLUMN}
+                if clash:
+                    raise ValueError(f"loss part names {sorted(clash)} are reserved for log.csv columns")
+                figures = _eval_psnr(task)
+                final_psnr = figures[_PSNR_COLUMN]
+                row = {
+                    "iteration": it,
+                    "wall_time_s": wall,
+                    "loss": loss.item(),
+                    **{name: float(value) for name, value in parts.items()},
+                    **{name: value for name, value in figures.items() if name != _PSNR_COLUMN},
+                    _PSNR_COLUMN: final_psnr,
+                }
+                csv_log.append(row)
+                if board is not None:
+                    _board_row(board, row)
+                _report(log, bar, row, cfg.iterations)
+            if at_checkpoint:
+                state = _checkpoint_state(
+                    it, wall, modules, optimizer, generator, device, run_identity, run_meta
+                )
+                _write_atomic(ckpt_path, state)
+            tick = time.perf_counter()
+    finally:
+        if bar is not None:
+            bar.close()
+        if board is not None:
+            board.close()
+
+    if start == cfg.iterations:  # the run was already complete: nothing was logged in this call
+        final_psnr = _eval_psnr(task)[_PSNR_COLUMN]
+    log.info("trained %d iterations in %.1f s of training time, PSNR %.2f dB", cfg.iterations, wall, final_psnr)
+    return TrainResult(cfg.iterations, wall, final_psnr, ckpt_path, resumed_from)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint at ``path`` as saved (on the CPU); CheckpointError when missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint does not exist; train the model first")
+    return _read_checkpoint(path)
+
+
+def load_modules(path: str | os.PathLike, modules: Mapping[str, nn.Module],
+                 checkpoint: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Load the module states of the checkpoint at ``path`` into ``modules`` (for evaluation).
+
+    ``modules`` must have the names the task's ``modules()`` had. Tensors are copied onto each
+    module's own device. Pass ``checkpoint`` (from read_checkpoint) when it was already read.
+    Returns the checkpoint's ``meta``. Raises CheckpointError.
+    """
+    ckpt = dict(checkpoint) if checkpoint is not None else read_checkpoint(path)
+    _load_module_states(Path(path), ckpt, modules)
+    return ckpt["meta"]
+
+
+def read_log(out_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """The rows of ``out_dir/log.csv`` in iteration order.
+
+    Each row maps ``iteration`` (int), ``wall_time_s`` (cumulative training time, see
+    ``train``), ``loss``, each loss part and ``psnr`` (floats) to its value; a part the task
+    did not report at that iteration is absent from the row. An incomplete last line (a
+    session killed while writing it) is ignored.
+    """
+    _, raw = _read_csv(Path(out_dir) / LOG_NAME)
+    return [{k: int(v) if k == "iteration" else float(v) for k, v in row.items() if v != ""} for row in raw]
+
+
+def psnr_at_time(rows: list[dict[str, float]], seconds: float) -> float:
+    """The last logged PSNR at or before ``seconds`` of training time, NaN if none yet.
+
+    ``rows`` as from ``read_log``; used to compare methods at equal training time.
+    """
+    value = math.nan
+    for row in rows:
+        if row["wall_time_s"] > seconds:
+            break
+        value = row[_PSNR_COLUMN]
+    return value
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint_state(
+    iteration: int,
+    wall: float,
+    modules: Mapping[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+    identity: dict[str, Any],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything a resume needs, as types ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "format": _FORMAT,
+        "iteration": iteration,
+        "wall_time_s": wall,
+        "modules": {name: module.state_dict() for name, module in modules.items()},
+        "optimizer": optimizer.state_dict(),
+        "device_type": device.type,
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "python_rng": random.getstate(),
+        "numpy_rng": {
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": np_state["state"]["pos"],
+            "has_gauss": np_state["has_gauss"],
+            "gauss": np_state["gauss"],
+        },
+        "identity": identity,
+        "meta": meta,
+    }
+
+
+def _write_atomic(path: Path, state: dict[str, Any]) -> None:
+    """torch.save ``state`` to a temporary sibling, flush it to disk, move it onto ``path``."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # else a crash of the machine could rename an empty file into place
+
+    publish_with(path, write)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        # weights_only: a checkpoint is plain tensors and builtins, so loading runs no pickled code.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({exc}); delete it to train from scratch"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != _FORMAT:
+        raise CheckpointError(
+            f"{path}: not a checkpoint of this nvd version (format {_FORMAT}); delete it to train from scratch"
+        )
+    return ckpt
+
+
+def _load_module_states(path: Path, ckpt: dict[str, Any], modules: Mapping[str, nn.Module]) -> None:
+    saved = ckpt["modules"]
+    if set(saved) != set(modules):
+        raise CheckpointError(f"{path} holds modules {sorted(saved)}, the model has {sorted(modules)}")
+    for name, module in modules.items():
+        try:
+            module.load_state_dict(saved[name])
+        except RuntimeError as exc:  # missing/unexpected keys or shape mismatch
+            raise CheckpointError(f"{path}: module '{name}' does not fit the saved state ({exc})") from exc
+
+
+def _restore(
+    path: Path,
+    ckpt: dict[str, Any],
+    modules: Mapping[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> None:
+    """Put modules, optimiser and every RNG back in the state saved in ``ckpt``."""
+    if ckpt["device_type"] != device.type:
+        # CPU and CUDA generators have different algorithms: the batches could not continue.
+        raise CheckpointError(
+            f"{path} was written training on {ckpt['device_type']}, this run uses {device.type}; "
+            "resume on the same kind of device or delete the checkpoint to train from scratch"
+        )
+    _load_module_states(path, ckpt, modules)
+    try:
+        # Moves the state onto each parameter's device (the checkpoint was loaded to CPU).
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: optimiser state does not fit this optimiser ({exc})") from exc
+    generator.set_state(ckpt["generator"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if ckpt["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
+    random.setstate(ckpt["python_rng"])
+    np_rng = ckpt["numpy_rng"]
+    np.random.set_state(
+        {
+            "bit_generator": "MT19937",
+            "state": {"key": np_rng["key"].numpy().astype(np.uint32), "pos": np_rng["pos"]},
+            "has_gauss": np_rng["has_gauss"],
+            "gauss": np_rng["gauss"],
+        }
+    )
+
+
+def _jsonable(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` as JSON builtins (tuples -> lists, paths -> str, NumPy scalars -> numbers),
+    so it survives ``weights_only`` loading and compares equal across runs."""
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, os.PathLike):
+            return os.fspath(obj)
+        raise TypeError(f"identity/meta value {obj!r} of type {type(obj).__name__} is not JSON-like")
+
+    return json.loads(json.dumps(dict(value), default=default))
+
+
+def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    """Human-readable differences between two JSON-like values, by dotted key path."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        out = []
+        for key in sorted(saved.keys() | current.keys()):
+            where = f"{prefix}.{key}" if prefix else key
+            if key not in current:
+                out.append(f"{where} is only in the checkpoint")
+            elif key not in saved:
+                out.append(f"{where} is not in the checkpoint")
+            else:
+                out += _differences(saved[key], current[key], where)
+        return out
+    # Compared as JSON text so that NaN equals NaN.
+    if json.dumps(saved, sort_keys=True) == json.dumps(current, sort_keys=True):
+        return []
+    return [f"{prefix or 'identity'}: {_short(saved)} in the checkpoint, {_short(current)} now"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_identity(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    diffs = _differences(saved, current)
+    if diffs:
+        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        raise CheckpointError(
+            f"{path} belongs to a different run ({shown}). Delete {path.parent} or use another output "
+            "folder to train this one from scratch"
+        )
+
+
+# ---------------------------------------------------------------------------- logging
+
+
+def _eval_psnr(task: TrainTask) -> dict[str, float]:
+    """task.psnr() as {"psnr": headline, other log columns...}."""
+    with torch.no_grad():
+        value = task.psnr()
+    if isinstance(value, Mapping):
+        if _PSNR_COLUMN not in value:
+            raise ValueError(f"task.psnr() returned {sorted(value)} without the headline '{_PSNR_COLUMN}'")
+        return {name: float(v) for name, v in value.items()}
+    return {_PSNR_COLUMN: float(value)}
+
+
+def _diverged_message(iteration: int, loss: Tensor, parts: Mapping[str, float], ckpt_path: Path) -> str:
+    bad = [f"{name}={value}" for name, value in parts.items() if not math.isfinite(value)]
+    which = (
+        f"non-finite parts: {', '.join(bad)}"
+        if bad
+        else "all reported parts are finite, so a term outside them is not"
+    )
+    kept = (
+        f"the last good checkpoint {ckpt_path} is kept"
+        if ckpt_path.exists()
+        else "no checkpoint had been written yet"
+    )
+    return (
+        f"training diverged at iteration {iteration}: loss = {loss.item()} ({which}); {kept}. "
+        "Resuming would repeat the same steps: lower the learning rates or check the inputs"
+    )
+
+
+def _report(log: logging.Logger, bar: Any, row: Mapping[str, float], total: int) -> None:
+    if bar is not None:
+        bar.set_postfix(loss=f"{row['loss']:.4g}", psnr=f"{row[_PSNR_COLUMN]:.2f}")
+        return
+    parts = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in (*_LEAD_COLUMNS, _PSNR_COLUMN))
+    log.info(
+        "train %d/%d: loss %.4g (%s), PSNR %.2f dB, %.1f s",
+        row["iteration"], total, row["loss"], parts, row[_PSNR_COLUMN], row["wall_time_s"],
+    )
+
+
+def _tensorboard(log_dir: Path, start: int) -> Any:
+    """A SummaryWriter when TensorBoard is installed, else None. On resume, events after the
+    checkpoint's iteration (from the interrupted session) are purged."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(log_dir), purge_step=start + 1 if start else None)
+
+
+def _board_row(board: Any, row: Mapping[str, float]) -> None:
+    """One log row as scalars. The events carry the training time as their wall time, so
+    TensorBoard's "relative" x axis shows what log.csv's wall_time_s holds."""
+    step, walltime = int(row["iteration"]), float(row["wall_time_s"])
+    for name, value in row.items():
+        if name in ("iteration", "wall_time_s"):
+            continue
+        tag = name if name in ("loss", _PSNR_COLUMN) else f"loss/{name}"
+        board.add_scalar(tag, value, global_step=step, walltime=walltime)
+    board.flush()
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a log.csv as text; only lines that end in a newline count."""
+    if not path.exists():
+        return [], []
+    text = path.read_text()
+    text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(io.StringIO(text))
+    rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+class _CsvLog:
+    """``log.csv``: iteration, wall_time_s, loss, one column per loss part, psnr.
+
+    Rows are appended; when a part appears that has no column yet, the file is rewritten
+    (atomically) with the wider header, earlier rows leaving that cell empty.
+    """
+
+    def __init__(self, path: Path, keep_through: int) -> None:
+        self.path = path
+        columns, rows = _read_csv(path) if keep_through else ([], [])
+        rows = [r for r in rows if int(r["iteration"]) <= keep_through]
+        self.parts = columns[len(_LEAD_COLUMNS) : -1]
+        if rows:
+            self._rewrite(rows)
+        else:
+            path.unlink(missing_ok=True)  # a fresh run, or one killed before its first log row
+
+    def _columns(self) -> list[str]:
+        return [*_LEAD_COLUMNS, *self.parts, _PSNR_COLUMN]
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, self._columns(), restval="")
+                writer.writeheader()
+                writer.writerows(rows)
+
+        publish_with(self.path, write)
+
+    def append(self, row: Mapping[str, float]) -> None:
+        new = [k for k in row if k not in (*_LEAD_COLUMNS, _PSNR_COLUMN, *self.parts)]
+        if new or not self.path.exists():
+            _, rows = _read_csv(self.path)
+            self.parts += new
+            self._rewrite([*rows, row])
+            return
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self._columns(), restval="").writerow(row)

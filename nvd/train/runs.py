@@ -1,0 +1,42 @@
+"""Train, then publish: the step every family's training job ends with.
+
+A run trains into its work folder (rolling checkpoint and log.csv, which survive a killed
+job so the next attempt resumes), then its final checkpoint is published as the model file
+with its log beside it, each atomically (nvd.core.publish).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from nvd.core.layout import model_log
+from nvd.core.publish import publish_copy
+from nvd.train.loop import CHECKPOINT_NAME, LOG_NAME, CheckpointError, TrainResult
+
+log = logging.getLogger("nvd")
+
+
+def train_and_publish(attempt: Callable[[], TrainResult], work_dir: str | Path, model_path: str | Path,
+                      restart_on_mismatch: bool) -> TrainResult:
+    """Run ``attempt`` (a ``train`` call into ``work_dir``), then publish the final checkpoint
+    as ``model_path`` with ``log.csv`` beside it.
+
+    With ``restart_on_mismatch`` a checkpoint of a different run in ``work_dir`` (the workflow
+    decided it is stale) is discarded and ``attempt`` runs again from scratch; without it the
+    CheckpointError propagates.
+    """
+    work_dir = Path(work_dir)
+    try:
+        result = attempt()
+    except CheckpointError as exc:
+        if not restart_on_mismatch:
+            raise
+        log.warning("discarding the stale checkpoint in %s: %s", work_dir, exc)
+        shutil.rmtree(work_dir)
+        result = attempt()
+    publish_copy(work_dir / CHECKPOINT_NAME, model_path)
+    publish_copy(work_dir / LOG_NAME, model_log(model_path))
+    return result

@@ -1,0 +1,8 @@
+"""Snakemake adapter for rule `scratch`: see nvd.models.hypernvd.run.scratch_job."""
+
+from nvd.core.jobs import job_context
+from nvd.models.hypernvd.run import scratch_job
+
+with job_context(snakemake):  # noqa: F821 - injected by Snakemake
+    params = snakemake.params  # noqa: F821
+    scratch_job(snakemake.input, params.sections, params.work_dir, snakemake.output.model)  # noqa: F821
