@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROFILE ?= profiles/default
+PROFILE ?= profiles/local
 
 .PHONY: demo test bench lint env clean
 
