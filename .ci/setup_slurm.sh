@@ -207,6 +207,9 @@ if [[ "$state" =~ ^(idle|mix|alloc|comp)$ ]]; then
     if ! pgrep -x slurmd >/dev/null || ! pgrep -x slurmctld >/dev/null \
             || ! scontrol ping 2>/dev/null | grep -q UP; then
         state="daemons-not-running"
+    # the tests submit to gpuq and expect debug to be the default
+    elif [[ "$(sinfo -h -o '%P' 2>/dev/null | sort | tr '\n' ' ')" != "debug* gpuq " ]]; then
+        state="partitions-not-debug*-and-gpuq"
     fi
 fi
 case "$state" in
