@@ -4,9 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PROFILE ?= profiles/default
+PROFILE ?= profiles/local
 
-.PHONY: demo test bench lint env clean
+.PHONY: demo test bench lint env clean install-profile
 
 env: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.stages && $(BIN)/python -m bench.flow_store \
 		&& $(BIN)/python -m bench.hashgrid && $(BIN)/python -m bench.decomposition
+
+# `snakemake --profile slurm` from anywhere: copies profiles/slurm to
+# ~/.config/snakemake/slurm, or $XDG_CONFIG_HOME/snakemake/slurm (profiles/install.sh --help)
+install-profile:
+	profiles/install.sh $(or $(NAME),slurm)
 
 lint: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint

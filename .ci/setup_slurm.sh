@@ -8,16 +8,19 @@
 # What it does (as root):
 #   1. apt-get install slurm-wlm munge      (only if `sbatch` is missing)
 #   2. create /etc/munge/munge.key          (only if absent), start munged
-#   3. write /etc/slurm/slurm.conf          (only if absent or written by us
-#                                            and NVD_SLURM_REWRITE_CONF=1)
+#   3. write /etc/slurm/slurm.conf          (only if absent, written by an older
+#                                            version of this script, or written by
+#                                            us and NVD_SLURM_REWRITE_CONF=1)
 #   4. start slurmctld and slurmd           (only those not already running)
 #   5. wait until `sinfo` shows the node idle (NVD_SLURM_WAIT_S, default 60 s)
 #
 # Cluster: ClusterName=nvd, one node `localhost` (CPUs = nproc, RealMemory =
-# available memory minus a margin), one partition `debug` (Default=YES), no
-# accounting database (so `sacct` does not work: use
-# `--slurm-status-command squeue`; MinJobAge=600 keeps finished jobs visible
-# to squeue for 10 minutes).
+# available memory minus a margin), two partitions on that node: `debug`
+# (Default=YES) and `gpuq` (not the default, so a test that asks for it shows
+# that the profile's partition reaches sbatch; it has no GPUs). No accounting
+# database (so `sacct` does not work: use `--slurm-status-command squeue`,
+# which profiles/slurm picks by itself; MinJobAge=600 keeps finished jobs
+# visible to squeue and `scontrol show job` for 10 minutes).
 #
 # Environment knobs:
 #   NVD_SLURM_WAIT_S=60          seconds to wait for the node to become idle
@@ -29,6 +32,9 @@ SLURM_CONF=/etc/slurm/slurm.conf          # Debian's slurm 22.05 reads this path
 MUNGE_KEY=/etc/munge/munge.key
 LOG_DIR=/var/log/slurm
 MARKER="# Written by nvd .ci/setup_slurm.sh"
+# Bump when the written slurm.conf changes: a conf written by an older version
+# of this script is rewritten (and slurmctld reconfigured) on the next run.
+CONF_VERSION="nvd-slurm-conf-version: 2"
 WAIT_S="${NVD_SLURM_WAIT_S:-60}"
 
 log() { printf '[setup_slurm] %s\n' "$*" >&2; }
@@ -110,6 +116,7 @@ write_conf() {
     install -d -m 0755 /etc/slurm
     cat >"$SLURM_CONF.tmp" <<EOF
 $MARKER on $(date -u +%Y-%m-%dT%H:%M:%SZ)
+# $CONF_VERSION
 # Single-node test cluster; see .ci/setup_slurm.sh.
 ClusterName=nvd
 SlurmctldHost=localhost
@@ -140,6 +147,7 @@ SlurmctldTimeout=30
 SlurmdTimeout=60
 NodeName=localhost CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpuq Nodes=localhost Default=NO MaxTime=INFINITE State=UP
 EOF
     mv "$SLURM_CONF.tmp" "$SLURM_CONF"
     log "wrote $SLURM_CONF (CPUs=$cpus RealMemory=$real_mem MB)"
@@ -150,6 +158,9 @@ if [[ ! -f "$SLURM_CONF" ]]; then
     write_conf; conf_written=1
 elif grep -qF "$MARKER" "$SLURM_CONF"; then
     if [[ "${NVD_SLURM_REWRITE_CONF:-0}" == 1 ]]; then
+        write_conf; conf_written=1
+    elif ! grep -qF "$CONF_VERSION" "$SLURM_CONF"; then
+        log "$SLURM_CONF was written by an older version of this script: rewriting it"
         write_conf; conf_written=1
     else
         log "keeping existing $SLURM_CONF (set NVD_SLURM_REWRITE_CONF=1 to rewrite it)"
@@ -196,11 +207,14 @@ if [[ "$state" =~ ^(idle|mix|alloc|comp)$ ]]; then
     if ! pgrep -x slurmd >/dev/null || ! pgrep -x slurmctld >/dev/null \
             || ! scontrol ping 2>/dev/null | grep -q UP; then
         state="daemons-not-running"
+    # the tests submit to gpuq and expect debug to be the default
+    elif [[ "$(sinfo -h -o '%P' 2>/dev/null | sort | tr '\n' ' ')" != "debug* gpuq " ]]; then
+        state="partitions-not-debug*-and-gpuq"
     fi
 fi
 case "$state" in
     idle|mix|alloc|comp)
-        log "Slurm cluster ready: node localhost is '$state', partition 'debug' (config $SLURM_CONF)" ;;
+        log "Slurm cluster ready: node localhost is '$state', partitions 'debug' (default) and 'gpuq' (config $SLURM_CONF)" ;;
     *)
         dump_logs
         die "node 'localhost' did not become idle within ${WAIT_S}s (last sinfo state: '${state:-none}')" ;;

@@ -13,15 +13,20 @@ root, no apt-get and no Slurm, set-up fails) the test is skipped with the
 reason -- unless NVD_REQUIRE_SLURM=1, then it fails (use that in CI, where a
 silently skipped cluster test would hide a broken set-up).
 
-Cluster facts the tests rely on: partition `debug` (default), no accounting
-storage (so `sacct` fails: pass `--slurm-status-command squeue`), MinJobAge=600
-(finished jobs stay visible to `squeue`/`scontrol show job` for 10 min).
+Cluster facts the tests rely on: partitions `debug` (the default) and `gpuq`
+(not the default: the tests submit there through NVD_SLURM_PARTITION, so a
+setting that does not reach sbatch shows up as a job in `debug`), no
+accounting storage (so `sacct` fails; profiles/slurm then picks squeue by
+itself), MinJobAge=600 (finished jobs stay visible to `squeue`/`scontrol show
+job` for 10 min).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +37,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SETUP_SCRIPT = REPO / ".ci" / "setup_slurm.sh"
 PROFILE_DIR = REPO / "profiles" / "slurm"
-PARTITION = "debug"
+PARTITION = "gpuq"  # where the tests send their jobs: NOT the cluster's default
 SETUP_TIMEOUT_S = 300
 
 _setup_result: tuple[bool, str] | None = None  # cached per test session
@@ -122,6 +127,40 @@ def submit_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def default_partition() -> str:
+    """The cluster's default partition (the one `sinfo` marks with `*`)."""
+    out = subprocess.run(["sinfo", "-h", "-o", "%P"], stdout=subprocess.PIPE, text=True,
+                         timeout=30, check=True).stdout
+    defaults = [p.rstrip("*") for p in out.split() if p.endswith("*")]
+    assert defaults, f"no default partition in sinfo output: {out!r}"
+    return defaults[0]
+
+
+def submitted_job_ids(text: str) -> list[str]:
+    """Slurm job ids in Snakemake's output, in submission order."""
+    return re.findall(r"submitted with SLURM jobid (\d+)", text)
+
+
+def run_snakemake(cmd: list[str], cwd: Path, env: dict[str, str],
+                  timeout: float) -> subprocess.CompletedProcess:
+    """Run a submitting snakemake (stdout and stderr together in .stdout).
+
+    A run that does not finish in time (e.g. one that never sees its jobs end)
+    is SIGKILLed with its process group, its jobs are cancelled, and the test
+    fails with the output."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        for job_id in submitted_job_ids(out):
+            subprocess.run(["scancel", job_id], check=False, timeout=30)
+        pytest.fail(f"snakemake did not finish in {timeout:.0f} s (killed):\n{out[-6000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out)
+
+
 def scontrol_show_job(job_id: str | int) -> dict[str, str]:
     """`scontrol show job -o <id>` as a dict (valid for MinJobAge after the end)."""
     out = subprocess.run(
@@ -142,6 +181,7 @@ def scontrol_show_job(job_id: str | int) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> str:
-    """Session fixture: a running single-node cluster; yields its partition name."""
+    """Session fixture: a running single-node cluster; yields the partition the
+    tests submit to (`gpuq`, which is not the cluster's default)."""
     ensure_cluster()
     return PARTITION

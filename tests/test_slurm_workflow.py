@@ -1,13 +1,15 @@
-"""The demo's data stages through `snakemake --profile profiles/slurm` on a real Slurm.
+"""The real workflow through `snakemake --profile profiles/slurm` on a real Slurm, run
+from the repo root as a cluster user does (results in a temporary directory).
 
-Every job must go through sbatch (job ids in the logs) and the stores must hold exactly
-what a local run writes. Skips with the reason when no cluster can be set up here.
+The demo's data stages: every job goes through sbatch into the configured partition
+(not the cluster's default) with the configured account, memory and time limit, and the
+stores hold exactly what a local run writes. A broken input video: the run fails once,
+with the cause from the job's log in Snakemake's output. A partition that does not exist:
+the run stops with Slurm's message. Skips with the reason when no cluster can be set up.
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,15 +18,27 @@ import pytest
 
 from nvd.data.stores import open_store
 
-from conftest import SNAKEFILE, demo_config, snakemake, write_config
-from slurm_cluster import PROFILE_DIR, scontrol_show_job, slurm_cluster, submit_env  # noqa: F401
+from conftest import REPO, demo_config, snakemake, write_config
+from slurm_cluster import (  # noqa: F401  (slurm_cluster: pytest fixture)
+    default_partition, run_snakemake, scontrol_show_job, slurm_cluster, submit_env,
+    submitted_job_ids)
 
 ARRAYS = {"frames": ("frames",), "flow": ("forward", "backward", "forward_valid", "backward_valid"),
           "masks": ("masks",), "embedding": ("windows", "video")}
 
 
+def submit(workdir: Path, *args: str, timeout: float, **env: str):
+    """`snakemake --profile profiles/slurm ...` typed in the repo root, where profiles/local
+    also lives, writing into ``workdir``. Only the first status check is brought forward
+    (the default 40 s is slow for a test); the status command is the profile's choice."""
+    cmd = [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--directory", str(workdir),
+           "--slurm-init-seconds-before-status-checks", "2", *args]
+    return run_snakemake(cmd, REPO, submit_env(**env), timeout=timeout)
+
+
 @pytest.mark.slurm
 def test_demo_data_stages_under_slurm_match_local_run(slurm_cluster, tmp_path):
+    assert default_partition() != slurm_cluster  # else the partition check proves nothing
     config = demo_config()
     local, remote = tmp_path / "local", tmp_path / "slurm"
     for workdir in (local, remote):
@@ -32,19 +46,23 @@ def test_demo_data_stages_under_slurm_match_local_run(slurm_cluster, tmp_path):
         write_config(workdir, config)
     snakemake(local, "--configfile", str(local / "config.test.yaml"), "--cores", "2")
 
-    env = submit_env(NVD_SLURM_PARTITION=slurm_cluster, NVD_SLURM_MEM_MB="1500", NVD_SLURM_RUNTIME="10")
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(remote),
-           "--configfile", str(remote / "config.test.yaml"), "--profile", str(PROFILE_DIR),
-           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
-           "--jobs", "4", "--retries", "0"]
-    proc = subprocess.run(cmd, cwd=remote, env=env, capture_output=True, text=True, timeout=900)
-    text = proc.stdout + proc.stderr
+    proc = submit(remote, "--configfile", str(remote / "config.test.yaml"), "--jobs", "4", timeout=900,
+                  NVD_SLURM_PARTITION=slurm_cluster, NVD_SLURM_ACCOUNT="proj42",
+                  NVD_SLURM_MEM_MB="1500", NVD_SLURM_RUNTIME="10")
+    text = proc.stdout
     assert proc.returncode == 0, text[-6000:]
+    assert "workflow specific profile" not in text, text[:2000]
 
-    job_ids = re.findall(r"submitted with SLURM jobid (\d+)", text)
+    job_ids = submitted_job_ids(text)
     assert len(job_ids) == len(set(job_ids)) >= 3 * 4, text[-3000:]
-    info = scontrol_show_job(job_ids[0])
-    assert info["JobState"] == "COMPLETED" and info["Partition"] == slurm_cluster
+    for job_id in job_ids:
+        info = scontrol_show_job(job_id)
+        assert info["JobState"] == "COMPLETED", info
+        assert info["Partition"] == slurm_cluster, info
+        assert info["Account"] == "proj42", info
+        assert info["MinMemoryNode"] == "1500M", info
+        assert info["TimeLimit"] == "00:10:00", info
+        assert "gres/gpu" not in info.get("TresPerNode", "") + info.get("TresPerJob", ""), info
 
     for store in sorted(local.glob("results/*/*/*.zarr")):
         stage = store.stem
@@ -52,3 +70,40 @@ def test_demo_data_stages_under_slurm_match_local_run(slurm_cluster, tmp_path):
         a, b = open_store(store, stage), open_store(other, stage)
         for name in ARRAYS[stage]:
             np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=f"{other}/{name}")
+
+
+def broken_video_config(workdir: Path) -> Path:
+    video = workdir / "broken.mp4"
+    video.write_text("not a video\n")
+    return write_config(workdir, {"datasets": {"cam": {"layout": "files", "videos": {"clip": str(video)}}},
+                                  "masks": {"backend": "none"}})
+
+
+@pytest.mark.slurm
+def test_broken_input_fails_once_with_its_cause_in_the_output(slurm_cluster, tmp_path):
+    configfile = broken_video_config(tmp_path)
+    proc = submit(tmp_path, "--configfile", str(configfile), "--", "results/cam/clip/frames.zarr",
+                  timeout=300, NVD_SLURM_PARTITION=slurm_cluster)
+    text = proc.stdout
+    assert proc.returncode != 0, text[-4000:]
+    # the cause, as the job wrote it to the rule's log, is in Snakemake's own output
+    log = (tmp_path / "logs" / "cam" / "clip" / "frames.log").read_text()
+    causes = [line.split(" ERROR ", 1)[1] for line in log.splitlines() if " ERROR " in line]
+    assert causes and "broken.mp4" in causes[0], log
+    assert causes[0] in text, text[-4000:]
+    # submitted once: a bad input is not retried (Slurm requeues node failures instead)
+    [job_id] = submitted_job_ids(text)
+    info = scontrol_show_job(job_id)
+    assert info["JobState"] == "FAILED" and info["Partition"] == slurm_cluster, info
+    assert info["Restarts"] == "0" and info["Requeue"] == "1", info
+
+
+@pytest.mark.slurm
+def test_nonexistent_partition_stops_the_run_with_slurms_message(slurm_cluster, tmp_path):
+    configfile = broken_video_config(tmp_path)  # never runs: nothing gets submitted
+    proc = submit(tmp_path, "--configfile", str(configfile), "--", "results/cam/clip/frames.zarr",
+                  timeout=120, NVD_SLURM_PARTITION="nvd_no_such_partition")
+    text = proc.stdout
+    assert proc.returncode != 0, text[-4000:]
+    assert "invalid partition specified: nvd_no_such_partition" in text, text[-4000:]
+    assert not submitted_job_ids(text), text[-4000:]
