@@ -17,8 +17,6 @@ says which budgets are reported.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import re
@@ -32,6 +30,7 @@ import numpy as np
 from nvd.core.errors import ConfigError, InputError
 from nvd.core.layout import MEAN_PLOT, plot_name, plot_stem
 from nvd.core.publish import publish_text, publish_with
+from nvd.eval.table_format import csv_text, format_number, markdown_table, nanmean
 from nvd.train.loop import psnr_at_time
 
 CURVE_POINTS = 200  # samples on the common time grid of the mean curve
@@ -271,39 +270,6 @@ def compare_runs(
 def _pct(fraction: float) -> str:
     """0.25 -> "25", 0.125 -> "12.5": the label used in column names."""
     return f"{100 * fraction:g}"
-
-
-def nanmean(values: Sequence[float]) -> float:
-    """Mean of the non-NaN values, NaN (without numpy's warning) if there are none."""
-    kept = [float(v) for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan
-
-
-def _csv_cell(value: Any) -> Any:
-    # repr keeps every digit so the CSV reads back exactly; ints stay ints
-    return repr(value) if isinstance(value, float) else value
-
-
-def csv_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """A CSV (header ``columns``, one line per row, "\\n" endings) with floats at full precision."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-    return buf.getvalue()
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub Markdown table of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def format_number(value: float, digits: int, unit: str = "", nan: str = "n/a") -> str:
-    """``value`` with ``digits`` decimals and ``unit``, or ``nan`` for a missing figure."""
-    return nan if math.isnan(value) else f"{value:.{digits}f}{unit}"
 
 
 # ---------------------------------------------------------------------------- comparison

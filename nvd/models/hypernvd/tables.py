@@ -30,17 +30,8 @@ from nvd.core.layout import (
     plot_name,
 )
 from nvd.core.publish import publish_text
-from nvd.eval.comparison import (
-    ComparisonFiles,
-    Methods,
-    TablesConfig,
-    compare_runs,
-    csv_text,
-    format_number,
-    markdown_table,
-    nanmean,
-    write_comparison,
-)
+from nvd.eval.comparison import ComparisonFiles, Methods, TablesConfig, compare_runs, write_comparison
+from nvd.eval.table_format import csv_text, format_number, markdown_table, nanmean
 
 SPLITS = ("train", "heldout")
 
