@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.data.loader import VideoTensors
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 
 
 def synthetic_video(frames: int, h: int, w: int, device: torch.device) -> VideoTensors:

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from nvd.data.demo import footage_source
 
@@ -111,9 +110,9 @@ def main() -> None:
 
     import torch
 
+    from nvd.core.progress import configure_logging
     from nvd.data.demo import write_footage_clip, write_synthetic_clip
     from nvd.data.frames import FramesConfig
-    from nvd.core.progress import configure_logging
     from nvd.data.weights import WeightsConfig
 
     configure_logging(os.devnull)

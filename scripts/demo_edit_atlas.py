@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from nvd.data.demo import paint_mark
 from nvd.core.progress import stage_log
+from nvd.data.demo import paint_mark
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake
     layer = snakemake.wildcards.layer  # noqa: F821

@@ -1,7 +1,7 @@
 """Snakemake adapter for rule `masks`: see nvd.data.masks.compute_masks."""
 
-from nvd.data.masks import MasksConfig, compute_masks
 from nvd.core.progress import stage_log
+from nvd.data.masks import MasksConfig, compute_masks
 from nvd.data.weights import WeightsConfig
 
 with stage_log(snakemake.log[0]):  # noqa: F821 - injected by Snakemake

@@ -9,21 +9,20 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO, demo_config
 
 from nvd.core.config import SCHEMA_PATH, load_config, section, stage_section, validate_config
-from nvd.data.datasets import all_videos, dataset_videos
-from nvd.eval.comparison import TablesConfig
-from nvd.models.hashing_nvd.evaluate import EvaluationConfig
-from nvd.models.hashing_nvd.objective import DecompositionTrainConfig
-from nvd.data.embedding import EmbeddingConfig
-from nvd.models.hypernvd.objective import HyperTrainConfig, ScratchConfig
 from nvd.core.errors import ConfigError, WeightsError
+from nvd.data.datasets import all_videos, dataset_videos
+from nvd.data.embedding import EmbeddingConfig
 from nvd.data.flow import FlowConfig
 from nvd.data.frames import FramesConfig
 from nvd.data.masks import MasksConfig
 from nvd.data.weights import WeightsConfig, check_weights, weight_path
-
-from conftest import REPO, demo_config
+from nvd.eval.comparison import TablesConfig
+from nvd.models.hashing_nvd.evaluate import EvaluationConfig
+from nvd.models.hashing_nvd.objective import DecompositionTrainConfig
+from nvd.models.hypernvd.objective import HyperTrainConfig, ScratchConfig
 
 SECTIONS = {"frames": FramesConfig, "flow": FlowConfig, "masks": MasksConfig,
             "embedding": EmbeddingConfig, "weights": WeightsConfig, "decomposition": DecompositionTrainConfig,

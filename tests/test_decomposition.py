@@ -10,17 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_DECOMPOSITION, demo_config, dry_run_jobs, kill_at, snakemake, write_config
 
 from nvd.core.config import section
+from nvd.core.errors import ConfigError, InputError
+from nvd.data.loader import VideoTensors
 from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
 from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.nn.encodings import HashGridConfig
-from nvd.core.errors import ConfigError, InputError
 from nvd.train.config import TrainConfig
 from nvd.train.loop import seed_everything, train
-from nvd.data.loader import VideoTensors
-
-from conftest import TINY_DECOMPOSITION, demo_config, dry_run_jobs, kill_at, snakemake, write_config
 
 SMALL_GRID = HashGridConfig(n_levels=3, log2_table_size=8)
 SMALL = DecompositionConfig(mapping_hidden=16, mapping_layers=3, texture_hidden=8, texture_layers=2,
@@ -156,8 +155,8 @@ def test_model_refuses_another_video(decomposed):
 
 
 def test_mark_tracking_error_is_zero_for_the_true_decomposition_and_large_for_a_frozen_one():
-    from nvd.models.hashing_nvd.evaluate import mark_tracking_error
     from nvd.data.demo import SYNTHETIC_CLIPS, render_scene
+    from nvd.models.hashing_nvd.evaluate import mark_tracking_error
 
     scene = render_scene(SYNTHETIC_CLIPS["orbit"])
     uv = torch.as_tensor(scene.uv)

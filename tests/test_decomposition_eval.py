@@ -20,21 +20,21 @@ import pytest
 import torch
 from PIL import Image
 
-from nvd.models.hashing_nvd.atlas import atlas_alpha, atlas_rgb, propagate_edit, sample_atlas
-from nvd.models.hashing_nvd.model import DecompositionConfig
-from nvd.eval.outputs import training_summary
-from nvd.models.hashing_nvd.edit import edit, edited_frames
-from nvd.models.hashing_nvd.evaluate import _metrics, alpha_iou, evaluate
-from nvd.models.hashing_nvd.render import atlas_images, render_video
-from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
-from nvd.data.demo import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, RenderedScene, SceneSpec, render_scene
-from nvd.nn.encodings import HashGridConfig
 from nvd.core.errors import ConfigError, InputError
-from nvd.eval.metrics import lpips_metric, psnr
-from nvd.train.config import TrainConfig
-from nvd.train.loop import TrainResult, read_log, seed_everything, train
+from nvd.data.demo import SYNTHETIC_CLIPS, BackgroundSpec, ObjectSpec, RenderedScene, SceneSpec, render_scene
 from nvd.data.loader import VideoTensors
 from nvd.data.video_io import iter_video_frames, probe_video, write_video
+from nvd.eval.metrics import lpips_metric, psnr
+from nvd.eval.outputs import training_summary
+from nvd.models.hashing_nvd.atlas import atlas_alpha, atlas_rgb, propagate_edit, sample_atlas
+from nvd.models.hashing_nvd.edit import edit, edited_frames
+from nvd.models.hashing_nvd.evaluate import _metrics, alpha_iou, evaluate
+from nvd.models.hashing_nvd.model import DecompositionConfig
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
+from nvd.models.hashing_nvd.render import atlas_images, render_video
+from nvd.nn.encodings import HashGridConfig
+from nvd.train.config import TrainConfig
+from nvd.train.loop import TrainResult, read_log, seed_everything, train
 
 T, H, W = 8, 24, 32
 ATLAS = 256

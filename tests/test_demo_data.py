@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 import nvd.data.demo.synthetic as synthetic
-from nvd.data.demo import FAMILY_CLIPS, FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
 from nvd.core.errors import InputError
+from nvd.data.demo import FAMILY_CLIPS, FOOTAGE_CLIPS, SYNTHETIC_CLIPS, write_footage_clip, write_synthetic_clip
 
 # The HyperNVD family clips share one generator: one of them stands for all six.
 CLIPS = sorted(set(SYNTHETIC_CLIPS) - set(FAMILY_CLIPS)) + ["drift"]

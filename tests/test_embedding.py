@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nvd.core.errors import ConfigError, WeightsError
 from nvd.data.embedding import EmbeddingConfig, compute_embedding, load_embedding, window_starts
 from nvd.data.embedding.stats import STATS_DIM, stats_descriptor
-from nvd.core.errors import ConfigError, WeightsError
 from nvd.data.stores import new_array, open_store, write_store
 from nvd.data.weights import WeightsConfig
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from nvd.core.errors import ConfigError
 from nvd.nn.encodings import (
     HASH_PRIMES,
     HashGrid,
@@ -19,7 +20,6 @@ from nvd.nn.encodings import (
     resolve_backend,
     table_shape,
 )
-from nvd.core.errors import ConfigError
 
 # Small grids where the coarse levels are dense and the finest ones hashed (2**8 rows).
 GRIDS = {

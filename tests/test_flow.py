@@ -14,11 +14,11 @@ import pytest
 
 import nvd.data.flow
 from nvd.core.errors import ConfigError, InputError, StoreError, WeightsError
+from nvd.core.publish import partial_paths
+from nvd.core.versioning import code_version
 from nvd.data.flow import FLOW_BACKENDS, FlowConfig, compute_flow, float16_rounding_epe, load_flow
 from nvd.data.flow.consistency import consistency_masks, round_trip_valid
-from nvd.core.publish import partial_paths
 from nvd.data.stores import new_array, open_store, provenance, write_store
-from nvd.core.versioning import code_version
 from nvd.data.weights import WeightsConfig
 
 H, W = 64, 96

@@ -24,10 +24,10 @@ from PIL import Image
 
 import nvd.data.frames
 from nvd.core.errors import ConfigError, InputError, NvdError, StoreError
-from nvd.data.frames import FramesConfig, extract_frames, load_frames
 from nvd.core.publish import partial_paths
-from nvd.data.stores import new_array, open_store
 from nvd.core.versioning import code_version
+from nvd.data.frames import FramesConfig, extract_frames, load_frames
+from nvd.data.stores import new_array, open_store
 from nvd.data.video_io import (
     ffmpeg_exe,
     iter_video_frames,

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
-from nvd.nn.encodings import HashGridConfig
-from nvd.core.errors import ConfigError, InputError
-from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig
-from nvd.models.hypernvd.model import FunctionalDecomposition, HyperNetConfig, HyperNetwork, parameter_count
-from nvd.train.config import TrainConfig
-from nvd.train.loop import CheckpointError, seed_everything, train
-
 from conftest import kill_at
 from test_decomposition import tiny_video
+
+from nvd.core.errors import ConfigError, InputError
+from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
+from nvd.models.hypernvd.model import FunctionalDecomposition, HyperNetConfig, HyperNetwork, parameter_count
+from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig
+from nvd.nn.encodings import HashGridConfig
+from nvd.train.config import TrainConfig
+from nvd.train.loop import CheckpointError, seed_everything, train
 
 GRID = HashGridConfig(n_levels=3, log2_table_size=8, per_level_scale=None, finest_resolution=64)
 TARGET = DecompositionConfig(mapping_hidden=16, mapping_layers=3, texture_hidden=8, texture_layers=2,

@@ -7,12 +7,11 @@ import json
 
 import pytest
 import torch
-
-from nvd.models.hashing_nvd.run import load_decomposition
-from nvd.core.errors import ConfigError
-from nvd.models.hypernvd.run import VideoStores, finetune, finetune_config, load_embedding, load_hypernet
-
 from conftest import demo_config, dry_run_jobs, snakemake, write_config
+
+from nvd.core.errors import ConfigError
+from nvd.models.hashing_nvd.run import load_decomposition
+from nvd.models.hypernvd.run import VideoStores, finetune, finetune_config, load_embedding, load_hypernet
 
 pytestmark = pytest.mark.slow
 
@@ -82,8 +81,8 @@ def test_workflow_produces_the_tables_and_evaluations(hyper_run):
 
 
 def test_summary_shows_finetuned_and_scratch_models(hyper_run):
-    from nvd.data.datasets import all_videos
     from nvd.core.layout import ResultsLayout
+    from nvd.data.datasets import all_videos
     from nvd.eval.summary import format_summary
 
     workdir, _ = hyper_run
@@ -156,11 +155,12 @@ def test_bad_splits_stop_the_run_before_any_job(tmp_path, mutate, message):
 
 def test_finetune_refuses_an_embedding_of_another_dimension(hyper_run, tmp_path):
     workdir, _ = hyper_run
+    import shutil
+
+    import yaml
     import zarr
 
     from nvd.core.errors import InputError
-    import yaml
-    import shutil
 
     store = tmp_path / "embedding.zarr"
     shutil.copytree(workdir / "results/family/roam/embedding.zarr", store)
@@ -183,8 +183,8 @@ def test_finetune_section_may_not_set_the_model():
 
 def test_shipped_demo_config_plans_hypernvd_on_the_family(tmp_path):
     import yaml
-
     from conftest import REPO
+
     from nvd.models.hypernvd.run import hyper_config
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())

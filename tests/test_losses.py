@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import Tensor
 
-from nvd.models.hashing_nvd.model import hierarchical_alpha, hierarchical_log_alpha
 from nvd.models.hashing_nvd.losses import (
     LossWeights,
     active_weights,
@@ -27,6 +26,7 @@ from nvd.models.hashing_nvd.losses import (
     rigidity_loss,
     sparsity_loss,
 )
+from nvd.models.hashing_nvd.model import hierarchical_alpha, hierarchical_log_alpha
 
 SQRT2 = math.sqrt(2.0)
 

@@ -15,13 +15,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from nvd.data.stores import open_store
-
 from conftest import REPO, demo_config, snakemake, write_config
 from slurm_cluster import (  # noqa: F401  (slurm_cluster: pytest fixture)
-    default_partition, run_snakemake, scontrol_show_job, slurm_cluster, submit_env,
-    submitted_job_ids)
+    default_partition,
+    run_snakemake,
+    scontrol_show_job,
+    slurm_cluster,
+    submit_env,
+    submitted_job_ids,
+)
+
+from nvd.data.stores import open_store
 
 ARRAYS = {"frames": ("frames",), "flow": ("forward", "backward", "forward_valid", "backward_valid"),
           "masks": ("masks",), "embedding": ("windows", "video")}

@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import REPO, SNAKEFILE, demo_config, dry_run_jobs, snakemake, tool_env, write_config
 
 from nvd.data.stores import open_store, provenance
-
-from conftest import REPO, SNAKEFILE, demo_config, dry_run_jobs, snakemake, tool_env, write_config
 
 STAGES = ("frames", "flow", "masks", "embedding")
 DEMO_VIDEOS = {"synthetic": ("orbit", "duo"), "footage": ("carphone",)}
@@ -26,7 +25,11 @@ def run_workflow_api(workdir: Path, configfile: Path, cores: int = 2) -> None:
     """Execute the workflow in-process through snakemake.api, as a library user would."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
-        ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings,
+        ConfigSettings,
+        DAGSettings,
+        OutputSettings,
+        ResourceSettings,
+        StorageSettings,
     )
 
     cwd = os.getcwd()

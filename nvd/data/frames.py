@@ -23,8 +23,8 @@ import zarr
 
 from nvd.core.errors import ConfigError, InputError
 from nvd.core.progress import progress
-from nvd.data.stores import new_array, open_store, write_store
 from nvd.core.versioning import code_version
+from nvd.data.stores import new_array, open_store, write_store
 from nvd.data.video_io import decode_image_rgb, iter_video_frames, list_frame_files, probe_video
 
 

@@ -35,10 +35,10 @@ import torch
 from torch import Tensor, nn
 
 from nvd.core.devices import resolve_device
-from nvd.core.errors import ConfigError, NvdError
+from nvd.core.errors import NvdError
 from nvd.core.layout import LOG_NAME
-from nvd.train.config import TrainConfig
 from nvd.core.publish import publish_with
+from nvd.train.config import TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"

@@ -23,8 +23,8 @@ import zarr
 
 from nvd.core.errors import ConfigError, InputError
 from nvd.core.progress import progress
-from nvd.data.stores import new_array, open_store, write_store
 from nvd.core.versioning import code_version
+from nvd.data.stores import new_array, open_store, write_store
 from nvd.data.weights import BACKEND_WEIGHTS, WeightsConfig
 
 EMBEDDING_BACKENDS = ("videomae", "stats")

@@ -30,11 +30,11 @@ import zarr
 
 from nvd.core.errors import ConfigError, InputError
 from nvd.core.progress import progress
-from nvd.data.stores import new_array, open_store, write_store
 from nvd.core.versioning import code_version
-from nvd.data.weights import WeightsConfig, weight_path
 from nvd.data.flow.consistency import consistency_masks
 from nvd.data.flow.opencv import dis_flows, farneback_flows
+from nvd.data.stores import new_array, open_store, write_store
+from nvd.data.weights import WeightsConfig, weight_path
 
 FLOW_BACKENDS = ("raft", "dis", "farneback")
 

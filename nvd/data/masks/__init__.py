@@ -24,8 +24,8 @@ import numpy as np
 
 from nvd.core.errors import ConfigError
 from nvd.core.progress import progress
-from nvd.data.stores import open_store, new_array, write_store
 from nvd.core.versioning import code_version
+from nvd.data.stores import new_array, open_store, write_store
 from nvd.data.weights import BACKEND_WEIGHTS, WeightsConfig
 
 MASK_BACKENDS = ("annotations", "maskrcnn", "detectron2", "none")

@@ -13,8 +13,8 @@ import numpy as np
 
 from nvd.core.devices import resolve_device
 from nvd.core.errors import ConfigError, WeightsError
-from nvd.data.weights import WeightsConfig, weight_path
 from nvd.data.masks.maskrcnn import check_objects, coco_class_names, select_instances
+from nvd.data.weights import WeightsConfig, weight_path
 
 if TYPE_CHECKING:
     import zarr

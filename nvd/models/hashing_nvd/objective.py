@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from nvd.models.hashing_nvd import losses as L
-from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition, normalise_coords
 from nvd.core.errors import InputError
-from nvd.models.hashing_nvd.losses import LossWeights, active_weights
-from nvd.train.config import TrainConfig
 from nvd.data.loader import VideoTensors
+from nvd.models.hashing_nvd import losses as L
+from nvd.models.hashing_nvd.losses import LossWeights, active_weights
+from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition, normalise_coords
+from nvd.train.config import TrainConfig
 
 PSNR_FRAMES = 4  # frames the training log's PSNR averages over
 

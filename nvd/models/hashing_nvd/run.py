@@ -17,14 +17,14 @@ from typing import Any
 from torch import Tensor
 
 from nvd.core.config import section
-from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.core.devices import resolve_device
 from nvd.core.errors import InputError
-from nvd.data.stores import open_store
-from nvd.train.loop import TrainResult, load_modules, read_checkpoint, read_log, seed_everything, train
-from nvd.train.runs import train_and_publish
 from nvd.core.versioning import code_version
 from nvd.data.loader import load_video
+from nvd.data.stores import open_store
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
+from nvd.train.loop import TrainResult, load_modules, read_checkpoint, read_log, seed_everything, train
+from nvd.train.runs import train_and_publish
 
 log = logging.getLogger("nvd")
 

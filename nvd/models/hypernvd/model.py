@@ -34,8 +34,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from nvd.models.hashing_nvd.model import LayeredDecomposition
 from nvd.core.errors import ConfigError, InputError
+from nvd.models.hashing_nvd.model import LayeredDecomposition
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,15 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 
-from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
-from nvd.models.hashing_nvd.objective import DecompositionObjective, DecompositionTrainConfig
-from nvd.nn.encodings import HashGridConfig
 from nvd.core.errors import InputError
 from nvd.data.datasets import check_split
-from nvd.models.hypernvd.model import FunctionalDecomposition, HyperNetConfig, HyperNetwork
-from nvd.models.hashing_nvd.losses import LossWeights
-from nvd.train.config import TrainConfig
 from nvd.data.loader import VideoTensors
+from nvd.models.hashing_nvd.losses import LossWeights
+from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
+from nvd.models.hashing_nvd.objective import DecompositionObjective, DecompositionTrainConfig
+from nvd.models.hypernvd.model import FunctionalDecomposition, HyperNetConfig, HyperNetwork
+from nvd.nn.encodings import HashGridConfig
+from nvd.train.config import TrainConfig
 
 
 def hypernvd_target() -> DecompositionConfig:

@@ -32,22 +32,22 @@ import torch
 from torch import Tensor
 
 from nvd.core.config import section
-from nvd.data.datasets import hypernet_split
-from nvd.models.hashing_nvd.run import train_decomposition, video_identity
-from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
-from nvd.models.hashing_nvd.render import render_video
-from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.core.devices import resolve_device
 from nvd.core.errors import ConfigError, InputError
 from nvd.core.publish import publish_text
-from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig, ScratchConfig, finetune_defaults
-from nvd.models.hypernvd.model import HyperNetwork, parameter_count
-from nvd.eval.metrics import psnr_per_frame
-from nvd.data.stores import open_store
-from nvd.train.loop import CheckpointError, TrainResult, load_modules, read_checkpoint, seed_everything, train
 from nvd.core.versioning import code_version
-from nvd.train.runs import train_and_publish
+from nvd.data.datasets import hypernet_split
 from nvd.data.loader import load_video
+from nvd.data.stores import open_store
+from nvd.eval.metrics import psnr_per_frame
+from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
+from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
+from nvd.models.hashing_nvd.render import render_video
+from nvd.models.hashing_nvd.run import train_decomposition, video_identity
+from nvd.models.hypernvd.model import HyperNetwork, parameter_count
+from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig, ScratchConfig, finetune_defaults
+from nvd.train.loop import CheckpointError, TrainResult, load_modules, read_checkpoint, seed_everything, train
+from nvd.train.runs import train_and_publish
 
 log = logging.getLogger("nvd")
 
