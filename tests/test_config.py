@@ -145,3 +145,11 @@ def test_cli_check_config_reports_missing_weights(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "nvd.cli", "check-config", str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "weights.raft" in proc.stderr and "nope.pth" in proc.stderr
+
+
+def test_a_set_lpips_weight_that_is_missing_stops_before_any_job(tmp_path):
+    """LPIPS is optional (null metrics without it), but a configured file must exist."""
+    missing = tmp_path / "lpips_alex.pth"
+    check_weights(WeightsConfig(), {"flow": {"dis"}})
+    with pytest.raises(WeightsError, match=re.escape("weights.lpips") + ".*" + re.escape(str(missing))):
+        check_weights(WeightsConfig(lpips=str(missing)), {"flow": {"dis"}})
