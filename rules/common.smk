@@ -2,6 +2,8 @@
 # All logic lives in the nvd package; this file only wires it into the DAG. Every path comes
 # from nvd.core.layout (the results tree) and every default from the components' dataclasses.
 
+import sys
+
 from snakemake.exceptions import WorkflowError
 
 from nvd.core.config import as_dict, results_layout, validate_config
@@ -9,8 +11,10 @@ from nvd.core.errors import NvdError
 from nvd.core.layout import DATA_STAGES, ResultsLayout
 from nvd.core.versioning import code_version
 from nvd.data.datasets import all_videos, dataset_videos, hypernet_split
+from nvd.data.inputs import check_inputs
 from nvd.data.demo import DEFAULT_DEMO_DIR, FOOTAGE_CLIPS, SYNTHETIC_CLIPS
 from nvd.data.stages import backends_in_use, stage_config
+from nvd.data.verify import quarantine_invalid_stores
 from nvd.data.weights import BACKEND_WEIGHTS, check_weights, weights_from_config
 from nvd.models import METHODS
 from nvd.train.config import TrainConfig
@@ -20,6 +24,7 @@ try:
     LAYOUT = results_layout(config)
     WEIGHTS = weights_from_config(config)
     VIDEOS = all_videos(config)
+    check_inputs(config)
     check_weights(WEIGHTS, backends_in_use(config))
     HYPER_SPLIT = hypernet_split(config)
 except NvdError as exc:
@@ -49,6 +54,15 @@ def fail(message):
 
 def all_stores():
     return [LAYOUT.store(stage, v.dataset, v.name) for v in VIDEOS for stage in DATA_STAGES]
+
+
+# A store that fails its cheap check (no completion mark, no manifest, a chunk missing or of
+# another size: nvd.data.verify) is moved aside before the DAG is built, so it is rebuilt with
+# everything downstream. Only in the main process (not in cluster jobs) and not for --lint.
+if workflow.is_main_process and workflow.check_envvars:
+    for store, moved, reason in quarantine_invalid_stores(all_stores()):
+        print(f"nvd: {store} fails its check ({reason}); moved aside to {moved.name}, it will be rebuilt",
+              file=sys.stderr)
 
 
 def video_source(wildcards):

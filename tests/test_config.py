@@ -121,7 +121,7 @@ def test_weight_kinds_file_vs_folder(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["frames", "flow", "masks", "embed", "demo-data", "check-config", "summary",
-                                     "train-hyper", "finetune", "hyper-output", "tables"])
+                                     "train-hyper", "finetune", "hyper-output", "tables", "init", "verify"])
 def test_cli_subcommands_have_help(command):
     proc = subprocess.run([sys.executable, "-m", "nvd.cli", command, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -29,6 +29,7 @@ ENVS_DIR = ROOT / "envs"
 PACKAGES: dict[str, tuple[str, ...]] = {
     "numpy": ("numpy",),
     "zarr": ("zarr",),
+    "google_crc32c": ("google-crc32c",),
     "numcodecs": ("numcodecs",),
     "cv2": ("opencv",),
     "PIL": ("pillow",),

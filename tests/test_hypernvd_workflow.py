@@ -155,17 +155,15 @@ def test_bad_splits_stop_the_run_before_any_job(tmp_path, mutate, message):
 
 def test_finetune_refuses_an_embedding_of_another_dimension(hyper_run, tmp_path):
     workdir, _ = hyper_run
-    import shutil
-
     import yaml
-    import zarr
 
     from nvd.core.errors import InputError
+    from nvd.data.stores import new_array, write_store
 
     store = tmp_path / "embedding.zarr"
-    shutil.copytree(workdir / "results/family/roam/embedding.zarr", store)
-    group = zarr.open_group(store, mode="r+")
-    group.create_array("windows", data=torch.zeros(1, 10).numpy(), overwrite=True)
+    with write_store(store, "embedding", config={}, code_version="test") as group:
+        new_array(group, "windows", (1, 10), "float32", (1, 10), ("window", "d"))[:] = 1.0
+        new_array(group, "video", (10,), "float32", (10,), ("d",))[:] = 1.0
     config = yaml.safe_load((workdir / "config.test.yaml").read_text())
     stores = VideoStores(*(workdir / f"results/family/roam/{s}.zarr" for s in ("frames", "flow", "masks")), store)
     with pytest.raises(InputError, match="10-d embedding"):

@@ -316,3 +316,87 @@ def test_read_log_and_psnr_at_time(tmp_path: Path) -> None:
 def test_train_config_validation() -> None:
     with pytest.raises(ConfigError, match="checkpoint_every"):
         TrainConfig(checkpoint_every=0)
+
+
+class NanGradTask(ToyTask):
+    """ToyTask whose loss at iteration ``bad_at`` gains a term that is 0 but whose gradient
+    is NaN: the sqrt of a sum of squares at 0 (as a distance between equal points is)."""
+
+    def __init__(self, bad_at: int) -> None:
+        super().__init__()
+        self.bad_at = bad_at
+
+    def step_loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        loss, parts = super().step_loss(iteration, generator)
+        if iteration == self.bad_at:
+            bias = self.net[3].bias
+            loss = loss + torch.sqrt((bias - bias.detach()).square().sum())
+        return loss, parts
+
+
+@pytest.mark.parametrize(("bad_at", "kept"), [(26, 20), (40, 20), (60, 40)])
+def test_finite_loss_with_a_nan_gradient_names_the_parameter_and_is_never_checkpointed(
+    tmp_path: Path, bad_at: int, kept: int
+) -> None:
+    """A finite loss, a NaN gradient: the step makes the parameters NaN. Between checkpoints
+    (26), at a checkpoint (40) and at the last iteration (60), nothing NaN reaches the disk."""
+    from nvd.train.runs import train_and_publish
+
+    model = tmp_path / "model.pt"
+    with pytest.raises(TrainingDiverged) as info:
+        train_and_publish(lambda: train(NanGradTask(bad_at), CFG, tmp_path / "work", identity=IDENTITY),
+                          tmp_path / "work", model, restart_on_mismatch=False)
+    message = str(info.value)
+    assert f"iteration {bad_at}: the loss was finite" in message
+    assert "module 'net', parameter '3.bias' has 3 NaN of its 3 values" in message
+    assert "more parameters" not in message  # only that gradient was NaN
+    assert "last good checkpoint" in message
+    ckpt = load_ckpt(tmp_path / "work")
+    assert ckpt["iteration"] == kept < bad_at
+    assert all(torch.isfinite(t).all() for t in ckpt["modules"]["net"].values())
+    assert not model.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    rows = read_log(tmp_path / "work")
+    assert rows[-1]["iteration"] < bad_at and all(math.isfinite(r["psnr"]) for r in rows)
+
+
+def test_a_run_that_diverged_resumes_from_the_last_finite_checkpoint(tmp_path: Path, reference) -> None:
+    with pytest.raises(TrainingDiverged):
+        train(NanGradTask(26), CFG, tmp_path, identity=IDENTITY)
+    task = ToyTask()  # the cause fixed: the same run goes on from iteration 20, exactly
+    assert train(task, CFG, tmp_path, identity=IDENTITY).resumed_from == 20
+    assert_matches_reference(task, tmp_path, reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_the_parameter_check_reductions_see_every_non_finite_value(dtype: torch.dtype) -> None:
+    """The CPU check (a sum per tensor) and the one used on accelerators (fused L1 norms),
+    both run here on CPU tensors: NaN, inf, -inf and +inf/-inf together are caught wherever
+    they are, large finite values are not mistaken for overflow."""
+    from nvd.train.divergence import all_finite_by_foreach, all_finite_by_sums
+
+    def params() -> list[Tensor]:
+        big = torch.full((5000,), 60000.0 if dtype == torch.float16 else 1e30, dtype=dtype)
+        return [torch.randn(7, 3).to(dtype), big, torch.randn(4097).to(dtype)]
+
+    for check in (all_finite_by_sums, all_finite_by_foreach):
+        assert bool(check(params())), check.__name__
+        for which, index, values in [(0, 20, [math.nan]), (2, 4096, [math.inf]),
+                                     (2, 0, [-math.inf]), (1, 3, [math.inf, -math.inf])]:
+            ps = params()
+            flat = ps[which].view(-1)
+            for k, value in enumerate(values):
+                flat[index + k] = value
+            assert not bool(check(ps)), (check.__name__, which, values)
+
+
+def test_a_task_failing_on_the_nan_parameters_reports_the_divergence(tmp_path: Path) -> None:
+    class Picky(NanGradTask):
+        def step_loss(self, iteration: int, generator: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+            if not all(torch.isfinite(p).all() for p in self.net.parameters()):
+                raise ValueError("probabilities contain NaN")  # as torch.multinomial would
+            return super().step_loss(iteration, generator)
+
+    with pytest.raises(TrainingDiverged, match=r"iteration 26: the loss was finite.*'3\.bias'") as info:
+        train(Picky(26), CFG, tmp_path, identity=IDENTITY)
+    assert isinstance(info.value.__context__, ValueError)
+    assert load_ckpt(tmp_path)["iteration"] == 20

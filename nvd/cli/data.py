@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nvd.cli.common import Command, add_dataclass_options, add_weight_options, from_options, weights_from_options
@@ -46,14 +47,16 @@ def _cmd_demo_data(args: argparse.Namespace) -> None:
 def _cmd_check_config(args: argparse.Namespace) -> None:
     from nvd.core.config import load_config
     from nvd.data.datasets import all_videos
+    from nvd.data.inputs import check_inputs
     from nvd.data.stages import backends_in_use
     from nvd.data.weights import check_weights, weights_from_config
 
     config = load_config(args.config)
     check_weights(weights_from_config(config), backends_in_use(config))
     videos = all_videos(config)
+    check_inputs(config, directory=args.directory)
     datasets = {v.dataset for v in videos}
-    print(f"{args.config}: valid; {len(videos)} video(s) in {len(datasets)} dataset(s); weights present")
+    print(f"{args.config}: valid; {len(videos)} video(s) in {len(datasets)} dataset(s); weights and inputs present")
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -62,7 +65,26 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     from nvd.eval.summary import format_summary
 
     config = load_config(args.config)
-    print(format_summary(results_layout(config), all_videos(config)))
+    layout = results_layout(config, args.directory)
+    if not Path(layout.root).exists():
+        print(f"nvd summary: no results under {Path(layout.root).resolve()}: run it from the folder the "
+              "workflow runs in, or pass --directory", file=sys.stderr)
+    print(format_summary(layout, all_videos(config), verify=args.verify))
+
+
+def _cmd_verify(args: argparse.Namespace) -> None:
+    from nvd.core.errors import StoreError
+    from nvd.data.verify import describe_problems, store_problems
+
+    failed = []
+    for store in args.stores:
+        problems = store_problems(store, full=not args.quick)
+        print(f"{store}: ok" if not problems else describe_problems(store, problems))
+        if problems:
+            failed.append(store)
+    if failed:
+        raise StoreError(f"{len(failed)} of {len(args.stores)} store(s) fail their check: {', '.join(failed)}; "
+                         "rerun the stages that write them (the workflow moves them aside and rebuilds them)")
 
 
 def register(command: Command) -> None:
@@ -103,8 +125,21 @@ def register_tools(command: Command) -> None:
     p.add_argument("out", nargs="?", default=DEFAULT_DEMO_DIR, help=f"output folder (default: {DEFAULT_DEMO_DIR})")
     p.add_argument("--clips", nargs="+", default=None, help="clip names (default: all)")
 
-    p = command("check-config", _cmd_check_config, "Validate a workflow config and check its weight files.")
+    directory = {"default": None, "help": "folder the workflow runs in, which relative config paths are relative to "
+                                          "(default: the current folder)"}
+    p = command("check-config", _cmd_check_config,
+                "Validate a workflow config and check its weight files and input paths.")
     p.add_argument("config", nargs="?", default="config.yaml")
+    p.add_argument("--directory", **directory)
 
     p = command("summary", _cmd_summary, "Print what the workflow has produced for a config.")
     p.add_argument("--config", default="config.yaml")
+    p.add_argument("--directory", **directory)
+    p.add_argument("--verify", action="store_true",
+                   help="check every chunk of every store against its checksum (reads them all)")
+
+    p = command("verify", _cmd_verify, "Check stores against the manifest they recorded when written "
+                "(every chunk present, its size and crc32c); exit 1 naming each damaged store, array and chunk.")
+    p.add_argument("stores", nargs="+", help="store folders, e.g. results/demo/clip/frames.zarr")
+    p.add_argument("--quick", action="store_true",
+                   help="presence and size of each chunk only (what every reader checks), no checksums")

@@ -52,19 +52,22 @@ class stage_log:
     """Context manager for Snakemake script adapters: log to the rule's log file.
 
     A user-fixable NvdError is written to the log as one line and ends the process with
-    status 1 (no traceback to scare anyone); any other exception is logged with its
-    traceback and re-raised.
+    status 1 (no traceback to scare anyone). An OSError (disk full, permission denied, a
+    file where a folder should be...) ends it the same way with one line naming the rule, the
+    path and the cause; its traceback goes to the job log only, under that line. Any other
+    exception is logged with its traceback and re-raised.
     """
 
-    def __init__(self, log_path: str | None) -> None:
+    def __init__(self, log_path: str | None, stage: str | None = None) -> None:
         self.log_path = log_path
+        self.stage = stage
 
     def __enter__(self) -> "stage_log":
         configure_logging(self.log_path)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        from nvd.core.errors import NvdError
+        from nvd.core.errors import NvdError, describe_os_error
 
         if exc is None:
             return False
@@ -72,5 +75,26 @@ class stage_log:
             log.error("%s", exc)
             print(f"nvd error: {exc}", file=sys.stderr)
             raise SystemExit(1)
+        if isinstance(exc, OSError):
+            stage = self.stage or _snakemake_rule()
+            line = f"{stage}: {describe_os_error(exc)}" if stage else describe_os_error(exc)
+            log.error("%s", line)
+            if self.log_path:  # the job log keeps the traceback; stderr gets the line only
+                log.error("traceback of the error above:", exc_info=(exc_type, exc, tb))
+            _flush_file_handlers()
+            print(f"nvd error: {line}", file=sys.stderr)
+            raise SystemExit(1)
         log.exception("stage failed")
         return False
+
+
+def _snakemake_rule() -> str | None:
+    """The rule a Snakemake ``script:`` runs for (its preamble defines ``snakemake`` in
+    ``__main__``), else None."""
+    rule = getattr(getattr(sys.modules.get("__main__"), "snakemake", None), "rule", None)
+    return f"rule {rule}" if isinstance(rule, str) and rule else None
+
+
+def _flush_file_handlers() -> None:
+    for handler in logging.getLogger("nvd").handlers:
+        handler.flush()

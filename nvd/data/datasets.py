@@ -10,11 +10,21 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 from nvd.core.errors import ConfigError
+
+# The workflow's wildcard constraints (rules/common.smk) and the config schema's name patterns.
+# A name is a folder under results_dir (and, for layouts davis and folders, under the dataset
+# root), so it has no '/' and no leading '.': '.' and '..' would leave their folder.
+DATASET_NAME = re.compile(r"[A-Za-z0-9_-]+")
+VIDEO_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+DATASET_NAMES = "letters, digits, '_' and '-'"
+VIDEO_NAMES = "letters, digits, '_', '-' and '.', not starting with '.'"
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,7 @@ def dataset_videos(config: Mapping[str, Any], dataset: str) -> dict[str, VideoSo
         spec = config["datasets"][dataset]
     except KeyError as exc:
         raise ConfigError(f"dataset '{dataset}' is not in the config's 'datasets'") from exc
+    check_names(dataset, spec.get("videos") or ())
     layout = spec.get("layout", "files")
     if layout == "files":
         return {name: _file_entry(dataset, name, entry) for name, entry in spec["videos"].items()}
@@ -58,6 +69,18 @@ def all_videos(config: Mapping[str, Any]) -> list[VideoSource]:
     """Every video of every dataset listed in ``run_datasets`` (default: all datasets)."""
     names = config.get("run_datasets") or list(config.get("datasets", {}))
     return [src for d in names for src in dataset_videos(config, d).values()]
+
+
+def check_names(dataset: str, videos: Iterable[str]) -> None:
+    """ConfigError naming the config key unless ``dataset`` and every video name are names
+    the workflow accepts (DATASET_NAMES, VIDEO_NAMES)."""
+    if not DATASET_NAME.fullmatch(str(dataset)):
+        raise ConfigError(f"config key 'datasets': dataset name {str(dataset)!r} is not allowed; "
+                          f"dataset names are {DATASET_NAMES}")
+    bad = [str(v) for v in videos if not VIDEO_NAME.fullmatch(str(v))]
+    if bad:
+        raise ConfigError(f"config key 'datasets.{dataset}.videos': video name(s) {bad} not allowed; "
+                          f"video names are {VIDEO_NAMES}")
 
 
 def _file_entry(dataset: str, name: str, entry: Any) -> VideoSource:
@@ -110,3 +133,6 @@ def hypernet_split(config: Mapping[str, Any]) -> HyperSplit | None:
     train, heldout = tuple(section.get("train_videos") or ()), tuple(section.get("heldout_videos") or ())
     check_split(dataset, train, heldout, known)
     return HyperSplit(dataset, train, heldout)
+
+
+# --------------------------------------------------------------------------- input paths

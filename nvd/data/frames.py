@@ -5,13 +5,17 @@ Store layout (contract read by every later stage):
 - attrs: ``fps`` (float or None for frame folders without a rate), ``source`` (str),
   ``source_fingerprint`` (sha256 hex of the bytes read), ``frame_indices`` (indices of the
   kept frames in the source sequence), ``source_frame_names`` (file names for folders,
-  None for video files), ``source_size`` [H0, W0], ``size`` [H, W].
+  None for video files), ``source_size`` [H0, W0], ``size`` [H, W], ``skipped_files``
+  (names of the non-image entries of a frame folder that were skipped; [] for video files).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
+import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +29,7 @@ from nvd.core.errors import ConfigError, InputError
 from nvd.core.progress import progress
 from nvd.core.versioning import code_version
 from nvd.data.stores import new_array, open_store, write_store
-from nvd.data.video_io import decode_image_rgb, iter_video_frames, list_frame_files, probe_video
+from nvd.data.video_io import decode_image_rgb, iter_video_frames, probe_video, scan_frame_folder, skipped_message
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ def extract_frames(source: str | Path, out: str | Path, cfg: FramesConfig) -> Pa
                 "source_frame_names": reader.names,
                 "source_size": list(reader.source_size),
                 "size": list(array.size),
+                "skipped_files": reader.skipped,
             }
         )
     return out
@@ -154,6 +159,7 @@ class _Reader(Protocol):
     expected: int  # number of frames frames() should yield (an estimate for videos)
     indices: list[int]
     names: list[str] | None
+    skipped: list[str]  # non-image entries of a frame folder, not read
     source_size: tuple[int, int]
     fingerprint: Any  # hashlib sha256 object
 
@@ -162,7 +168,9 @@ class _Reader(Protocol):
 
 class _FolderReader:
     def __init__(self, folder: Path, cfg: FramesConfig) -> None:
-        files = list_frame_files(folder)
+        files, self.skipped = scan_frame_folder(folder)
+        if self.skipped:
+            _warn(skipped_message(folder, self.skipped))
         selected = list(range(cfg.first_frame, len(files), cfg.step))[: cfg.max_frames]
         if not selected:
             raise InputError(
@@ -209,6 +217,7 @@ class _VideoReader:
         self.expected = min(selectable, cfg.max_frames or selectable)
         self.indices: list[int] = []
         self.names: list[str] | None = None
+        self.skipped: list[str] = []
         self.fingerprint = hashlib.sha256()
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -222,6 +231,16 @@ class _VideoReader:
         for k, frame in enumerate(decoded):
             self.indices.append(cfg.first_frame + k * cfg.step)
             yield frame
+
+
+def _warn(message: str) -> None:
+    """A UserWarning, also printed to stderr when warnings go to a log file only (under
+    Snakemake, nvd.core.progress.stage_log sends them to the rule's log): a skipped file
+    the user did not mean to skip is then seen on the console."""
+    warnings.warn(message, stacklevel=3)
+    handlers = logging.getLogger("py.warnings").handlers
+    if handlers and all(isinstance(h, logging.FileHandler) for h in handlers):
+        print(f"nvd warning: {message}", file=sys.stderr)
 
 
 def _hw(size: tuple[int, int]) -> str:

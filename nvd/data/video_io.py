@@ -57,6 +57,21 @@ def list_frame_files(folder: Path) -> list[Path]:
     naming the folder when it holds no images, when an image name has no number, when two
     images share a number, or when numbers are missing between the first and the last.
     """
+    files, skipped = scan_frame_folder(folder)
+    if skipped:
+        warnings.warn(skipped_message(folder, skipped), stacklevel=2)
+    return files
+
+
+def skipped_message(folder: str | os.PathLike, skipped: list[str]) -> str:
+    """The warning about the non-image entries ``scan_frame_folder`` skipped."""
+    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    return f"{folder}: ignoring non-image entries: {shown}"
+
+
+def scan_frame_folder(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """``list_frame_files`` without the warning: (frame images in order, names of the
+    entries skipped as not being images)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: frame folder does not exist")
@@ -76,9 +91,6 @@ def list_frame_files(folder: Path) -> list[Path]:
                 f"both have frame number {number}"
             )
         numbered[number] = entry
-    if ignored:
-        shown = ", ".join(ignored[:5]) + (f" and {len(ignored) - 5} more" if len(ignored) > 5 else "")
-        warnings.warn(f"{folder}: ignoring non-image entries: {shown}", stacklevel=2)
     if not numbered:
         raise InputError(f"{folder}: no frame images (.jpg, .jpeg, .png) in the folder")
     first, last = min(numbered), max(numbered)
@@ -89,7 +101,7 @@ def list_frame_files(folder: Path) -> list[Path]:
             f"{folder}: frame numbers must be consecutive; {len(missing)} missing between "
             f"{first} and {last}: {shown}"
         )
-    return [numbered[n] for n in range(first, last + 1)]
+    return [numbered[n] for n in range(first, last + 1)], ignored
 
 
 def decode_image_rgb(data: bytes, name: str | os.PathLike) -> np.ndarray:
@@ -100,6 +112,8 @@ def decode_image_rgb(data: bytes, name: str | os.PathLike) -> np.ndarray:
     """
     # imdecode asserts on an empty buffer instead of returning None.
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+    if not data:
+        raise InputError(f"{name}: the file is empty (0 bytes), not an image")
     if image is None:
         raise InputError(f"{name}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -123,12 +137,14 @@ def probe_video(path: str | os.PathLike) -> dict[str, Any]:
     Returns ``width`` and ``height`` of the decoded frames (display rotation applied, as
     the decoder applies it), ``fps`` (float or None when the container gives no rate),
     ``frames`` (int estimate from duration x fps, or None) and ``stream`` (index of the
-    stream in the file). Raises InputError naming the file when it is missing, is not a
+    stream in the file). Raises InputError naming the file when it is missing, empty, not a
     media file ffmpeg can open, or holds no video stream.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: video file does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty (0 bytes), not a video")
     # Without an output file ffmpeg prints the input summary and exits with status 1.
     proc = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
@@ -138,7 +154,8 @@ def probe_video(path: str | os.PathLike) -> dict[str, Any]:
     )
     lines = proc.stderr.splitlines()
     if not any(line.startswith("Input #0") for line in lines):
-        raise InputError(f"{path}: ffmpeg cannot open the file: {_ffmpeg_message(lines)}")
+        raise InputError(f"{path}: not a video file ffmpeg can read (ffmpeg cannot open the file: "
+                         f"{_ffmpeg_message(lines, path)})")
     for i, line in enumerate(lines):
         match = re.match(r"\s*Stream #0:(\d+)\S*: Video: (.*)", line)
         if not match or "(attached pic)" in line:
@@ -311,10 +328,16 @@ class _StderrTail(threading.Thread):
         return tail if self.first == tail[:1] else self.first + tail
 
 
-def _ffmpeg_message(lines: Iterable[str]) -> str:
-    """ffmpeg's explanation: its first error line (the cause) and its last (the outcome)."""
+def _ffmpeg_message(lines: Iterable[str], path: str | os.PathLike | None = None) -> str:
+    """ffmpeg's explanation: its first error line (the cause) and its last (the outcome),
+    without the file name ``path`` the caller names already."""
     kept = [_LOG_PREFIX.sub("", line.strip()) for line in lines]
-    kept = [line for line in kept if line and not line.startswith("At least one output file")]
+    if path is not None:
+        kept = [line.removeprefix(f"{path}: ") for line in kept]
+    # "Format mov,mp4,... detected only with low score of 1, misdetection possible!": a guess
+    # from the file name, not the cause
+    kept = [line for line in kept if line and not line.startswith("At least one output file")
+            and "misdetection possible" not in line]
     if not kept:
         return "no message from ffmpeg"
     return kept[0] if len(kept) == 1 else f"{kept[0]} / {kept[-1]}"

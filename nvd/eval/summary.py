@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -12,17 +13,31 @@ from nvd.core.errors import StoreError
 from nvd.core.layout import COMPARISON_MD, DATA_STAGES, EVAL_DIR, METRICS_NAME, MODEL_NAME, ResultsLayout
 from nvd.data.datasets import VideoSource
 from nvd.data.stores import open_store
+from nvd.data.verify import store_problems
 
 
-def describe_store(path: Path, stage: str) -> str:
-    """One cell: the store's key figures, or why it is not usable."""
+def describe_store(path: Path, stage: str, verify: bool = False) -> str:
+    """One cell: the store's key figures, or why it is not usable (with ``verify``, every
+    chunk's checksum is checked too; else presence and size, as every reader does)."""
+    if not path.exists():
+        return "missing"
+    problems = store_problems(path, stage, full=verify)
+    if problems:
+        if problems[0].startswith("store is incomplete"):
+            return "incomplete (no completion mark)"
+        more = f"; +{len(problems) - 1} more" if len(problems) > 1 else ""
+        return f"damaged ({problems[0]}{more})"
     try:
-        group = open_store(path, stage)
-    except StoreError as exc:
-        return "missing" if not path.exists() else f"incomplete ({exc.__class__.__name__})"
+        return _figures(open_store(path, stage), stage)
+    except StoreError as exc:  # a chunk that does not decode
+        return f"damaged ({exc})"
+
+
+def _figures(group: Any, stage: str) -> str:
     if stage == "frames":
         t, h, w, _ = group["frames"].shape
-        return f"{t} x {h}x{w}"
+        skipped = group.attrs.get("skipped_files") or []
+        return f"{t} x {h}x{w}" + (f", {len(skipped)} non-image file(s) skipped" if skipped else "")
     if stage == "flow":
         valid = np.asarray(group["forward_valid"][:]).mean() if group["forward_valid"].size else 0.0
         return f"{group['forward'].dtype}, {100 * valid:.0f}% consistent"
@@ -51,13 +66,14 @@ def describe_models(layout: ResultsLayout, dataset: str, video: str) -> str:
     return describe_decomposition(Path(layout.run_dir("decomposition", dataset, video)))
 
 
-def format_summary(layout: ResultsLayout, videos: Iterable[VideoSource]) -> str:
+def format_summary(layout: ResultsLayout, videos: Iterable[VideoSource], verify: bool = False) -> str:
     """Table of every video's stores in ``layout`` with their key figures, and the HyperNVD
-    tables when they exist."""
+    tables when they exist. With ``verify`` every store's chunks are checked against their
+    checksums (``nvd verify``)."""
     rows = [("dataset", "video", *DATA_STAGES, "decomposition")]
     for v in videos:
         rows.append((v.dataset, v.name,
-                     *(describe_store(Path(layout.store(s, v.dataset, v.name)), s) for s in DATA_STAGES),
+                     *(describe_store(Path(layout.store(s, v.dataset, v.name)), s, verify) for s in DATA_STAGES),
                      describe_models(layout, v.dataset, v.name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -15,8 +15,6 @@ Files in ``out_dir``:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -39,22 +37,18 @@ from nvd.core.errors import NvdError
 from nvd.core.layout import LOG_NAME
 from nvd.core.publish import publish_with
 from nvd.train.config import TrainConfig
+from nvd.train.divergence import ParameterCheck, TrainingDiverged, diverged_message
+from nvd.train.logs import LEAD_COLUMNS, PSNR_COLUMN, CsvLog, board_row, read_csv, report, tensorboard
 
 CHECKPOINT_NAME = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"
 _FORMAT = 1  # checkpoint layout version; bump when the dict written by _checkpoint_state changes
-_LEAD_COLUMNS = ("iteration", "wall_time_s", "loss")  # log.csv: these, then the loss parts, then psnr
-_PSNR_COLUMN = "psnr"
 # Added to cfg.seed for the sampling generator, so that its stream differs from the global
 # torch stream seeded with cfg.seed (which initialises the weights): batches drawn from the
 # same numbers as the initial weights would be correlated with them.
 _SAMPLING_SEED_OFFSET = 0x5EED_0FF5E7
 
 _log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(NvdError):
-    """The loss became NaN or infinite; the last good checkpoint is left in place."""
 
 
 class CheckpointError(NvdError):
@@ -130,8 +124,8 @@ def train(
     """Train ``task`` for ``cfg.iterations`` iterations, resuming from ``out_dir`` if possible.
 
     Each iteration: ``zero_grad``, ``task.step_loss``, a finiteness check, ``backward``,
-    ``optimizer.step``. Every ``cfg.log_every`` iterations and at the end a row goes to
-    ``log.csv`` (and TensorBoard); every ``cfg.checkpoint_every`` iterations and at the end
+    ``optimizer.step``, a finiteness check of the stepped parameters. Every ``cfg.log_every``
+    iterations and at the end a row goes to ``log.csv`` (and TensorBoard); every ``cfg.checkpoint_every`` iterations and at the end
     ``checkpoint.pt`` is written: module and optimiser states, the iteration, the sampling
     generator's state, the global torch (and CUDA), NumPy and Python RNG states, the training
     time so far, ``identity`` and ``meta``. It is written to a temporary sibling and renamed
@@ -148,10 +142,16 @@ def train(
     not start-up, checkpoint writes, log writes or ``task.psnr()``, and not the iterations an
     interrupted session did after its last checkpoint (they are done again).
 
-    Raises TrainingDiverged when the loss is not finite (before stepping, so the last
-    checkpoint stays the last good state) and CheckpointError for a foreign or unreadable
-    checkpoint. ``log`` receives progress lines when stderr is not a terminal (default: this
-    module's logger); on a terminal a tqdm bar shows loss and PSNR instead.
+    Raises TrainingDiverged when the loss is not finite (before stepping), or when a finite
+    loss had a non-finite gradient and the step made a parameter NaN or infinite (the message
+    names the module and parameter). Either way the last checkpoint stays the last good state:
+    the parameters are checked after every step, and before every log row and checkpoint,
+    so a non-finite parameter is never written. The check is one fused reduction per device,
+    read at the host sync the next iteration's loss check does anyway (at once before a log
+    row or checkpoint), so it adds no host-device synchronisation. CheckpointError for a
+    foreign or unreadable checkpoint. ``log`` receives progress lines when stderr is not a
+    terminal (default: this module's logger); on a terminal a tqdm bar shows loss and PSNR
+    instead.
     """
     log = log or _log
     out = Path(out_dir)
@@ -181,8 +181,8 @@ def train(
     else:
         shutil.rmtree(out / TENSORBOARD_DIR, ignore_errors=True)
         log.info("training from scratch for %d iterations on %s", cfg.iterations, device)
-    csv_log = _CsvLog(out / LOG_NAME, keep_through=start)
-    board = _tensorboard(out / TENSORBOARD_DIR, start)
+    csv_log = CsvLog(out / LOG_NAME, keep_through=start)
+    board = tensorboard(out / TENSORBOARD_DIR, start)
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
@@ -190,46 +190,64 @@ def train(
         bar = tqdm(total=cfg.iterations, initial=start, desc="train", unit="it", dynamic_ncols=True)
 
     final_psnr = math.nan
+    param_check = ParameterCheck(modules, optimizer)
+    # (iteration, loss, flag) of the last step when its parameter check has not been read yet
+    pending: tuple[int, Tensor, Tensor] | None = None
     try:
         tick = time.perf_counter()
         for it in range(start + 1, cfg.iterations + 1):
             # Gradients are cleared first (set to None) so they take no memory during the forward pass.
             optimizer.zero_grad(set_to_none=True)
-            loss, parts = task.step_loss(it, generator)
-            # One host sync per iteration (the float parts cost one already); checking before
-            # backward/step means a NaN never reaches the parameters or the optimiser state.
-            if not bool(torch.isfinite(loss)):
-                raise TrainingDiverged(_diverged_message(it, loss, parts, ckpt_path))
+            try:
+                loss, parts = task.step_loss(it, generator)
+            except Exception:
+                if pending is not None:  # a task that fails on NaN parameters: say why
+                    param_check.raise_if_diverged(*pending, ckpt_path)
+                raise
+            # One host sync per iteration (the float parts cost one already), which also reads
+            # the previous step's parameter check; checking the loss before backward/step means
+            # a NaN loss never reaches the parameters or the optimiser state.
+            finite = torch.isfinite(loss)
+            if pending is not None:
+                finite = finite & pending[2].to(finite.device)  # a no-op on one device
+            if not bool(finite):
+                if pending is not None:
+                    param_check.raise_if_diverged(*pending, ckpt_path)
+                raise TrainingDiverged(diverged_message(it, loss, parts, ckpt_path))
             if loss.requires_grad:
                 loss.backward()
             optimizer.step()
+            pending = (it, loss.detach(), param_check.queue())
             if bar is not None:
                 bar.update()
             at_log = it % cfg.log_every == 0 or it == cfg.iterations
             at_checkpoint = it % cfg.checkpoint_every == 0 or it == cfg.iterations
             if not (at_log or at_checkpoint):
                 continue
+            # Nothing is logged or checkpointed from a step that made a parameter non-finite.
+            param_check.raise_if_diverged(*pending, ckpt_path)
+            pending = None
             if device.type == "cuda":
                 torch.cuda.synchronize(device)  # so the clock sees the queued kernels finish
             wall += time.perf_counter() - tick
             if at_log:
-                clash = parts.keys() & {*_LEAD_COLUMNS, _PSNR_COLUMN}
+                clash = parts.keys() & {*LEAD_COLUMNS, PSNR_COLUMN}
                 if clash:
                     raise ValueError(f"loss part names {sorted(clash)} are reserved for log.csv columns")
                 figures = _eval_psnr(task)
-                final_psnr = figures[_PSNR_COLUMN]
+                final_psnr = figures[PSNR_COLUMN]
                 row = {
                     "iteration": it,
                     "wall_time_s": wall,
                     "loss": loss.item(),
                     **{name: float(value) for name, value in parts.items()},
-                    **{name: value for name, value in figures.items() if name != _PSNR_COLUMN},
-                    _PSNR_COLUMN: final_psnr,
+                    **{name: value for name, value in figures.items() if name != PSNR_COLUMN},
+                    PSNR_COLUMN: final_psnr,
                 }
                 csv_log.append(row)
                 if board is not None:
-                    _board_row(board, row)
-                _report(log, bar, row, cfg.iterations)
+                    board_row(board, row)
+                report(log, bar, row, cfg.iterations)
             if at_checkpoint:
                 state = _checkpoint_state(
                     it, wall, modules, optimizer, generator, device, run_identity, run_meta
@@ -243,7 +261,7 @@ def train(
             board.close()
 
     if start == cfg.iterations:  # the run was already complete: nothing was logged in this call
-        final_psnr = _eval_psnr(task)[_PSNR_COLUMN]
+        final_psnr = _eval_psnr(task)[PSNR_COLUMN]
     log.info("trained %d iterations in %.1f s of training time, PSNR %.2f dB", cfg.iterations, wall, final_psnr)
     return TrainResult(cfg.iterations, wall, final_psnr, ckpt_path, resumed_from)
 
@@ -277,7 +295,7 @@ def read_log(out_dir: str | os.PathLike) -> list[dict[str, float]]:
     did not report at that iteration is absent from the row. An incomplete last line (a
     session killed while writing it) is ignored.
     """
-    _, raw = _read_csv(Path(out_dir) / LOG_NAME)
+    _, raw = read_csv(Path(out_dir) / LOG_NAME)
     return [{k: int(v) if k == "iteration" else float(v) for k, v in row.items() if v != ""} for row in raw]
 
 
@@ -290,7 +308,7 @@ def psnr_at_time(rows: list[dict[str, float]], seconds: float) -> float:
     for row in rows:
         if row["wall_time_s"] > seconds:
             break
-        value = row[_PSNR_COLUMN]
+        value = row[PSNR_COLUMN]
     return value
 
 
@@ -462,109 +480,9 @@ def _eval_psnr(task: TrainTask) -> dict[str, float]:
     with torch.no_grad():
         value = task.psnr()
     if isinstance(value, Mapping):
-        if _PSNR_COLUMN not in value:
-            raise ValueError(f"task.psnr() returned {sorted(value)} without the headline '{_PSNR_COLUMN}'")
+        if PSNR_COLUMN not in value:
+            raise ValueError(f"task.psnr() returned {sorted(value)} without the headline '{PSNR_COLUMN}'")
         return {name: float(v) for name, v in value.items()}
-    return {_PSNR_COLUMN: float(value)}
+    return {PSNR_COLUMN: float(value)}
 
 
-def _diverged_message(iteration: int, loss: Tensor, parts: Mapping[str, float], ckpt_path: Path) -> str:
-    bad = [f"{name}={value}" for name, value in parts.items() if not math.isfinite(value)]
-    which = (
-        f"non-finite parts: {', '.join(bad)}"
-        if bad
-        else "all reported parts are finite, so a term outside them is not"
-    )
-    kept = (
-        f"the last good checkpoint {ckpt_path} is kept"
-        if ckpt_path.exists()
-        else "no checkpoint had been written yet"
-    )
-    return (
-        f"training diverged at iteration {iteration}: loss = {loss.item()} ({which}); {kept}. "
-        "Resuming would repeat the same steps: lower the learning rates or check the inputs"
-    )
-
-
-def _report(log: logging.Logger, bar: Any, row: Mapping[str, float], total: int) -> None:
-    if bar is not None:
-        bar.set_postfix(loss=f"{row['loss']:.4g}", psnr=f"{row[_PSNR_COLUMN]:.2f}")
-        return
-    parts = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in (*_LEAD_COLUMNS, _PSNR_COLUMN))
-    log.info(
-        "train %d/%d: loss %.4g (%s), PSNR %.2f dB, %.1f s",
-        row["iteration"], total, row["loss"], parts, row[_PSNR_COLUMN], row["wall_time_s"],
-    )
-
-
-def _tensorboard(log_dir: Path, start: int) -> Any:
-    """A SummaryWriter when TensorBoard is installed, else None. On resume, events after the
-    checkpoint's iteration (from the interrupted session) are purged."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(log_dir=str(log_dir), purge_step=start + 1 if start else None)
-
-
-def _board_row(board: Any, row: Mapping[str, float]) -> None:
-    """One log row as scalars. The events carry the training time as their wall time, so
-    TensorBoard's "relative" x axis shows what log.csv's wall_time_s holds."""
-    step, walltime = int(row["iteration"]), float(row["wall_time_s"])
-    for name, value in row.items():
-        if name in ("iteration", "wall_time_s"):
-            continue
-        tag = name if name in ("loss", _PSNR_COLUMN) else f"loss/{name}"
-        board.add_scalar(tag, value, global_step=step, walltime=walltime)
-    board.flush()
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a log.csv as text; only lines that end in a newline count."""
-    if not path.exists():
-        return [], []
-    text = path.read_text()
-    text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(io.StringIO(text))
-    rows = list(reader)
-    return list(reader.fieldnames or []), rows
-
-
-class _CsvLog:
-    """``log.csv``: iteration, wall_time_s, loss, one column per loss part, psnr.
-
-    Rows are appended; when a part appears that has no column yet, the file is rewritten
-    (atomically) with the wider header, earlier rows leaving that cell empty.
-    """
-
-    def __init__(self, path: Path, keep_through: int) -> None:
-        self.path = path
-        columns, rows = _read_csv(path) if keep_through else ([], [])
-        rows = [r for r in rows if int(r["iteration"]) <= keep_through]
-        self.parts = columns[len(_LEAD_COLUMNS) : -1]
-        if rows:
-            self._rewrite(rows)
-        else:
-            path.unlink(missing_ok=True)  # a fresh run, or one killed before its first log row
-
-    def _columns(self) -> list[str]:
-        return [*_LEAD_COLUMNS, *self.parts, _PSNR_COLUMN]
-
-    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        def write(tmp: Path) -> None:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, self._columns(), restval="")
-                writer.writeheader()
-                writer.writerows(rows)
-
-        publish_with(self.path, write)
-
-    def append(self, row: Mapping[str, float]) -> None:
-        new = [k for k in row if k not in (*_LEAD_COLUMNS, _PSNR_COLUMN, *self.parts)]
-        if new or not self.path.exists():
-            _, rows = _read_csv(self.path)
-            self.parts += new
-            self._rewrite([*rows, row])
-            return
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, self._columns(), restval="").writerow(row)

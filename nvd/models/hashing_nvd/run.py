@@ -21,7 +21,7 @@ from nvd.core.devices import resolve_device
 from nvd.core.errors import InputError
 from nvd.core.versioning import code_version
 from nvd.data.loader import load_video
-from nvd.data.stores import open_store
+from nvd.data.stores import content_fingerprint, open_store
 from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.train.loop import TrainResult, load_modules, read_checkpoint, read_log, seed_everything, train
 from nvd.train.runs import train_and_publish
@@ -30,7 +30,14 @@ log = logging.getLogger("nvd")
 
 
 def video_identity(frames_store: str | Path, masks_store: str | Path) -> dict[str, Any]:
-    """What identifies the training video: source fingerprint, frame selection, size, objects."""
+    """What identifies the training video: source fingerprint, frame selection, size, objects.
+
+    This is what ``load_decomposition`` compares (a model is evaluated or edited only on the
+    video it was trained on). It leaves out the content of the stores on purpose: a flow or
+    masks store recomputed for the same video (another flow backend, say) still describes that
+    video. Whether a checkpoint may be *resumed* is stricter: ``run_identity`` holds the content
+    fingerprint of every input store.
+    """
     frames = open_store(frames_store, "frames")
     masks = open_store(masks_store, "masks")
     return {
@@ -41,16 +48,26 @@ def video_identity(frames_store: str | Path, masks_store: str | Path) -> dict[st
     }
 
 
-def run_identity(cfg: DecompositionTrainConfig, frames_store: str | Path, masks_store: str | Path) -> dict[str, Any]:
+def input_fingerprints(stores: Mapping[str, str | Path]) -> dict[str, str]:
+    """{stage: content fingerprint} of a run's input stores (``stage`` names the store kind:
+    frames, flow, masks, embedding), as each recorded it when written (nvd.data.verify)."""
+    return {stage: content_fingerprint(path, stage) for stage, path in sorted(stores.items())}
+
+
+def run_identity(cfg: DecompositionTrainConfig, frames_store: str | Path, flow_store: str | Path,
+                 masks_store: str | Path) -> dict[str, Any]:
     """What makes two training runs the same run (resuming is only allowed between them).
 
-    The loop's own bookkeeping (iterations, checkpoint and log intervals) is left out so a
-    finished run can be extended; the seed is kept.
+    The config (the loop's own bookkeeping, iterations, checkpoint and log intervals, left out
+    so a finished run can be extended; the seed kept), the code version, the video
+    (``video_identity``) and the content fingerprint of each input store (``inputs``), so a
+    checkpoint is only ever resumed on exactly the frames, flow and masks it was trained on.
     """
     config = dataclasses.asdict(cfg)
     config["train"] = {"seed": cfg.train.seed}
     return {"config": config, "code_version": code_version("decomposition"),
-            "video": video_identity(frames_store, masks_store)}
+            "video": video_identity(frames_store, masks_store),
+            "inputs": input_fingerprints({"frames": frames_store, "flow": flow_store, "masks": masks_store})}
 
 
 def train_decomposition(
@@ -79,7 +96,7 @@ def train_decomposition(
     """
     device = resolve_device(cfg.train.device)
     video = load_video(frames_store, flow_store, masks_store, device)
-    identity = run_identity(cfg, frames_store, masks_store)
+    identity = run_identity(cfg, frames_store, flow_store, masks_store)
     if init_identity is not None:
         identity["init"] = dict(init_identity)
     work_dir = Path(work_dir)
@@ -156,7 +173,9 @@ def load_decomposition(
     """Rebuild a trained decomposition for its video; (task, checkpoint meta).
 
     InputError when the model was trained on another video (fingerprint, frame selection,
-    size or objects differ) — the usual cause is a mixed-up path.
+    size or objects differ) — the usual cause is a mixed-up path. Only the video is compared
+    (``video_identity``), not the content of the flow and masks stores: a model may be evaluated
+    with a flow store recomputed for its video.
     """
     checkpoint = read_checkpoint(model_path)
     meta = checkpoint["meta"]

@@ -38,12 +38,12 @@ from nvd.core.publish import publish_text
 from nvd.core.versioning import code_version
 from nvd.data.datasets import hypernet_split
 from nvd.data.loader import load_video
-from nvd.data.stores import open_store
+from nvd.data.stores import content_fingerprint, open_store
 from nvd.eval.metrics import psnr_per_frame
 from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
 from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.models.hashing_nvd.render import render_video
-from nvd.models.hashing_nvd.run import train_decomposition, video_identity
+from nvd.models.hashing_nvd.run import input_fingerprints, train_decomposition, video_identity
 from nvd.models.hypernvd.model import HyperNetwork, parameter_count
 from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig, ScratchConfig, finetune_defaults
 from nvd.train.loop import CheckpointError, TrainResult, load_modules, read_checkpoint, seed_everything, train
@@ -102,14 +102,19 @@ def finetune_config(config: Mapping[str, Any], check_split: bool = True) -> Deco
 
 
 def hyper_identity(cfg: HyperTrainConfig, videos: Mapping[str, VideoStores]) -> dict[str, Any]:
-    """What makes two hypernetwork runs the same run (the loop's bookkeeping left out)."""
+    """What makes two hypernetwork runs the same run (the loop's bookkeeping left out): the
+    config, the code version and, per training video, its identity and the content fingerprint
+    of each of its stores (frames, flow, masks, embedding), so a checkpoint is only resumed on
+    exactly the inputs it was trained on."""
     config = dataclasses.asdict(cfg)
     config["train"] = {"seed": cfg.train.seed}
     return {
         "config": config,
         "code_version": code_version("hypernet"),
         "videos": {name: {**video_identity(s.frames, s.masks),
-                          "embedding": open_store(s.embedding, "embedding").attrs.get("backend")}
+                          "embedding": open_store(s.embedding, "embedding").attrs.get("backend"),
+                          "inputs": input_fingerprints({"frames": s.frames, "flow": s.flow, "masks": s.masks,
+                                                        "embedding": s.embedding})}
                    for name, s in sorted(videos.items())},
     }
 
@@ -207,7 +212,8 @@ def finetune(hypernet_path: str | Path, stores: VideoStores, work_dir: str | Pat
     del hypernet, template
     return train_decomposition(stores.frames, stores.flow, stores.masks, work_dir, model_path, cfg,
                                restart_on_mismatch=restart_on_mismatch, initial_state=state,
-                               init_identity={"hypernet": _file_digest(Path(hypernet_path))})
+                               init_identity={"hypernet": _file_digest(Path(hypernet_path)),
+                                              "embedding": content_fingerprint(stores.embedding, "embedding")})
 
 
 def train_scratch(stores: VideoStores, work_dir: str | Path, model_path: str | Path,
