@@ -1,0 +1,176 @@
+"""NVP model: grid lookups against naive references, gradients, shapes, sizes, a short fit."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from nvd.core.errors import ConfigError
+from nvd.models.nvp.config import NVP_SIZES, NVPConfig, nvp_config
+from nvd.models.nvp.grids import PLANE_AXES, MultiResPlanes, SparseGrid
+from nvd.models.nvp.model import NVP
+
+TINY = NVPConfig(levels=3, base_resolution=4, per_level_scale=1.5, features=2, sparse_size=8,
+                 siren_width=32, siren_layers=3)
+
+
+def naive_planes(planes: MultiResPlanes, coords: torch.Tensor) -> torch.Tensor:
+    """Per point, plane and level: the explicit bilinear formula on the level image."""
+    out = []
+    for point in coords.clamp(0, 1).tolist():
+        feats = []
+        for plane, (a, b) in enumerate(PLANE_AXES):
+            for level, side in enumerate(planes.sides):
+                img = planes.level(plane, level)  # [F, side, side]
+                u, v = point[a] * (side - 1), point[b] * (side - 1)
+                i, j = min(int(math.floor(u)), side - 2), min(int(math.floor(v)), side - 2)
+                fu, fv = u - i, v - j
+                feats.append((1 - fu) * (1 - fv) * img[:, i, j] + (1 - fu) * fv * img[:, i, j + 1]
+                             + fu * (1 - fv) * img[:, i + 1, j] + fu * fv * img[:, i + 1, j + 1])
+        out.append(torch.cat(feats))
+    return torch.stack(out)
+
+
+def test_level_sides_match_the_reference_list():
+    sides = NVPConfig().level_sides
+    assert len(sides) == 16
+    assert sides[:5] == (16, 22, 30, 40, 54)
+    assert sides[-1] == 1443
+    # Integer sides are not bumped by float noise.
+    assert NVPConfig(levels=3, base_resolution=100, per_level_scale=1.1).level_sides == (100, 110, 121)
+
+
+def test_sizes_and_overrides():
+    assert NVP_SIZES["S"].features == 2 and NVP_SIZES["L"].features == 4
+    assert nvp_config("L", levels=4).levels == 4 and nvp_config("L", levels=4).features == 4
+    assert nvp_config(None) == NVPConfig()
+    with pytest.raises(ConfigError):
+        nvp_config("M")
+    with pytest.raises(ConfigError):
+        nvp_config("S", nonsense=1)
+    with pytest.raises(ConfigError):
+        NVPConfig(base_resolution=1)
+
+
+@pytest.mark.parametrize("features", [2, 4])
+def test_latent_width_is_57f(features):
+    assert NVPConfig(features=features).latent_dim == 57 * features
+    model = NVP(2, 5, 7, TINY)
+    assert model.latent(torch.rand(11, 3)).shape == (11, TINY.latent_dim)
+    assert TINY.latent_dim == (3 * TINY.levels + 9) * TINY.features
+
+
+def test_plane_lookup_matches_naive_bilinear_float64():
+    torch.manual_seed(0)
+    planes = MultiResPlanes((2, 3, 5, 8), features=3, init_scale=1.0).double()
+    coords = torch.rand(40, 3, dtype=torch.float64)
+    # Edges, corners and out-of-range inputs (clamped) too.
+    coords = torch.cat((coords, torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.5],
+                                              [-0.3, 1.7, 0.25]], dtype=torch.float64)))
+    got = planes(coords)
+    assert got.shape == (44, 3 * 4 * 3) and got.dtype == torch.float64
+    torch.testing.assert_close(got, naive_planes(planes, coords), rtol=1e-12, atol=1e-12)
+
+
+def test_plane_level_agrees_with_grid_sample():
+    """The align-corners convention is grid_sample's: level (plane 0) at (row, col)."""
+    torch.manual_seed(1)
+    planes = MultiResPlanes((4, 6), features=2, init_scale=1.0).double()
+    coords = torch.rand(25, 3, dtype=torch.float64)
+    got = planes(coords).view(25, 3, 2, 2)[:, 0, 1]  # plane rc, level 1
+    img = planes.level(0, 1)[None]  # [1, F, side, side]
+    grid = (coords[:, [2, 1]] * 2 - 1)[None, None]  # grid_sample wants (x = col, y = row) in [-1, 1]
+    ref = torch.nn.functional.grid_sample(img, grid, mode="bilinear", align_corners=True)[0, :, 0].t()
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_plane_gradcheck():
+    torch.manual_seed(2)
+    planes = MultiResPlanes((2, 3), features=2, init_scale=1.0).double()
+    table = planes.table.detach().clone().requires_grad_(True)
+    # Away from vertex lines, where the interpolant is not differentiable.
+    coords = (torch.rand(6, 3, dtype=torch.float64) * 0.4 + 0.05).requires_grad_(True)
+
+    def fn(tab: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(planes, {"table": tab}, (x,))
+
+    assert torch.autograd.gradcheck(fn, (table, coords), eps=1e-6, atol=1e-8)
+
+
+def test_sparse_grid_neighbourhood_is_clamped_at_borders():
+    grid = SparseGrid(num_frames=2, size=4, features=2)
+    with torch.no_grad():  # cell (t, r, c) holds (100 t + 10 r + c, -(...))
+        t, r, c = torch.meshgrid(torch.arange(2), torch.arange(4), torch.arange(4), indexing="ij")
+        code = (100 * t + 10 * r + c).float()
+        grid.grid.copy_(torch.stack((code, -code), dim=-1))
+    coords = torch.tensor([[0.0, 0.0, 0.0],  # frame 0, top-left corner
+                           [1.0, 1.0, 1.0],  # frame 1, bottom-right corner
+                           [0.2, 0.5, 0.34]])  # frame 0 (nearest), row 0.5*3 = 1.5 -> 2 (halves up), col 1.02 -> 1
+    out = grid(coords).view(3, 9, 2)
+    expected = torch.tensor([
+        [0, 0, 1, 0, 0, 1, 10, 10, 11],
+        [122, 123, 123, 132, 133, 133, 132, 133, 133],
+        [10, 11, 12, 20, 21, 22, 30, 31, 32],
+    ], dtype=torch.float32)
+    torch.testing.assert_close(out[..., 0], expected)
+    torch.testing.assert_close(out[..., 1], -expected)
+
+
+@pytest.mark.parametrize("frames,height,width", [(1, 6, 10), (3, 5, 4)])
+def test_output_shapes(frames, height, width):
+    model = NVP(frames, height, width, TINY)
+    coords = torch.rand(17, 3)
+    assert model(coords).shape == (17, 3)
+    frame = model.render_frame(frames - 1)
+    assert frame.shape == (height, width, 3)
+    assert frame.min() >= 0 and frame.max() <= 1
+    assert model.render_frame(0, height=2 * height, width=3 * width, chunk=7).shape == (2 * height, 3 * width, 3)
+    with pytest.raises(IndexError):
+        model.render_frame(frames)
+
+
+def test_parameter_count_matches_modules():
+    model = NVP(5, 8, 8, TINY)
+    assert model.parameter_count() == NVP.parameter_count_for(5, TINY)
+    groups = NVP.parameter_groups_for(5, TINY)
+    assert groups["planes"] == model.planes.table.numel()
+    assert groups["sparse"] == model.sparse.grid.numel() == 5 * 8 * 8 * 2
+    assert groups["decoder"] == sum(p.numel() for p in model.decoder.parameters())
+
+
+@pytest.mark.parametrize("size", ["S", "L"])
+def test_parameter_count_1080p_600_frames(size):
+    cfg = NVP_SIZES[size]
+    groups = NVP.parameter_groups_for(600, cfg)
+    total = NVP.parameter_count_for(600, cfg)
+    print(f"NVP-{size}: {groups} total {total:,}")
+    assert groups["sparse"] == 600 * 300 * 300 * cfg.features
+    assert groups["planes"] == 3 * sum(s * s for s in cfg.level_sides) * cfg.features
+    assert groups["sparse"] > groups["planes"] > 100 * groups["decoder"]
+    # At 8 bits per parameter over 600 * 1920 * 1080 pixels: the paper's ~0.9 bpp for NVP-S.
+    bpp = total * 8 / (600 * 1920 * 1080)
+    assert (0.8 < bpp < 1.0) if size == "S" else (1.6 < bpp < 2.0)
+
+
+def test_short_fit_reduces_mse():
+    torch.manual_seed(0)
+    frames, height, width = 4, 16, 16
+    t, r, c = torch.meshgrid(torch.linspace(0, 1, frames), torch.linspace(0, 1, height),
+                             torch.linspace(0, 1, width), indexing="ij")
+    coords = torch.stack((t, r, c), dim=-1).view(-1, 3)
+    target = torch.stack((c, r, 0.5 * (t + c)), dim=-1).view(-1, 3) * 2 - 1  # gradients in [-1, 1]
+    model = NVP(frames, height, width, TINY)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    with torch.no_grad():
+        start = torch.mean((model(coords) - target) ** 2).item()
+    for _ in range(60):
+        loss = torch.mean((model(coords) - target) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        end = torch.mean((model(coords) - target) ** 2).item()
+    assert end < 0.05 * start, (start, end)
