@@ -247,18 +247,22 @@ def scratch_inputs(wildcards):
     return video_stores(wildcards)
 
 
-def table_runs(wildcards=None):
-    """{held-out video: [scratch log.csv, finetune log.csv]} for the tables."""
+def _tables_split():
     if HYPER_SPLIT is None:
         fail("the HyperNVD tables need a 'hypernet' section in the config")
-    return {v: [run_path("log", m, HYPER_SPLIT.dataset, v) for m in ("scratch", "finetune")]
-            for v in HYPER_SPLIT.heldout}
+    return HYPER_SPLIT
+
+
+def table_runs(wildcards=None):
+    """{held-out video: [scratch log.csv, finetune log.csv]} for the tables."""
+    split = _tables_split()
+    return {v: [run_path("log", m, split.dataset, v) for m in ("scratch", "finetune")] for v in split.heldout}
 
 
 def table_outputs(wildcards=None):
     """{video: hypernet_output.json} of both splits, for the generalisation table."""
-    table_runs()
-    return {v: LAYOUT.hyper_output(HYPER_SPLIT.dataset, v) for v in (*HYPER_SPLIT.train, *HYPER_SPLIT.heldout)}
+    split = _tables_split()
+    return {v: LAYOUT.hyper_output(split.dataset, v) for v in (*split.train, *split.heldout)}
 
 
 def tables_inputs(wildcards):
