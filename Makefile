@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= profiles/local
 
-.PHONY: demo test bench lint env clean install-profile
+.PHONY: demo test bench lint env clean install-profile demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv
 
 env: $(STAMP)
 
@@ -21,12 +21,16 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile $(PROFILE)
 	$(BIN)/nvd summary --config config.yaml
 
+# One family's part of the demo: make demo-stores | demo-decompositions | demo-hypernvd | demo-nvp | demo-nerv
+demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv: demo-%: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile $(PROFILE) $*
+
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.stages && $(BIN)/python -m bench.flow_store \
-		&& $(BIN)/python -m bench.hashgrid && $(BIN)/python -m bench.decomposition
+		&& $(BIN)/python -m bench.hashgrid && $(BIN)/python -m bench.decomposition && $(BIN)/python -m bench.nvp --profile
 
 # `snakemake --profile slurm` from anywhere: copies profiles/slurm to
 # ~/.config/snakemake/slurm, or $XDG_CONFIG_HOME/snakemake/slurm (profiles/install.sh --help)

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from nvd.data.demo import footage_source
 
 REPO = Path(__file__).resolve().parent.parent

@@ -10,13 +10,13 @@ from nvd.core.config import as_dict, results_layout, validate_config
 from nvd.core.errors import NvdError
 from nvd.core.layout import DATA_STAGES, ResultsLayout
 from nvd.core.versioning import code_version
-from nvd.data.datasets import all_videos, dataset_videos, hypernet_split
+from nvd.data.datasets import all_videos, dataset_families, dataset_videos, hypernet_split, video_stages
 from nvd.data.inputs import check_inputs
 from nvd.data.demo import DEFAULT_DEMO_DIR, FOOTAGE_CLIPS, SYNTHETIC_CLIPS
 from nvd.data.stages import backends_in_use, stage_config
 from nvd.data.verify import quarantine_invalid_stores
 from nvd.data.weights import BACKEND_WEIGHTS, check_weights, weights_from_config
-from nvd.models import METHODS
+from nvd.models import METHODS, NERV_MODELS, family_methods, nerv_method
 from nvd.train.config import TrainConfig
 
 try:
@@ -24,6 +24,7 @@ try:
     LAYOUT = results_layout(config)
     WEIGHTS = weights_from_config(config)
     VIDEOS = all_videos(config)
+    FAMILIES = {name: dataset_families(config, name) for name in config["datasets"]}
     check_inputs(config)
     check_weights(WEIGHTS, backends_in_use(config))
     HYPER_SPLIT = hypernet_split(config)
@@ -43,6 +44,10 @@ wildcard_constraints:
     video=r"[A-Za-z0-9_.-]+",
     layer=r"\d+",
     method="|".join(METHODS),
+    nerv_model="|".join(NERV_MODELS),
+
+# The model folders the layered-decomposition rules (evaluate, edit) serve.
+DECOMPOSITION_METHODS = "|".join(family_methods("hashing_nvd", "hypernvd"))
 
 
 def fail(message):
@@ -53,7 +58,9 @@ def fail(message):
 
 
 def all_stores():
-    return [LAYOUT.store(stage, v.dataset, v.name) for v in VIDEOS for stage in DATA_STAGES]
+    """The stores each video's families read (nvd.data.datasets.video_stages)."""
+    return [LAYOUT.store(stage, v.dataset, v.name) for v in VIDEOS
+            for stage in video_stages(config, v.dataset, DATA_STAGES)]
 
 
 # A store that fails its cheap check (no completion mark, no manifest, a chunk missing or of
@@ -155,6 +162,14 @@ def video_stores(wildcards, stages=("frames", "flow", "masks")):
     return LAYOUT.stores(wildcards.dataset, wildcards.video, stages)
 
 
+def decomposition_inputs(wildcards):
+    """The stores of a video whose dataset runs the per-video decomposition."""
+    if "decomposition" not in FAMILIES.get(wildcards.dataset, ()):
+        fail(f"dataset '{wildcards.dataset}' does not run the decomposition (its families: "
+             f"{list(FAMILIES.get(wildcards.dataset, ()))}; add decomposition to datasets.{wildcards.dataset}.families)")
+    return video_stores(wildcards)
+
+
 def run_path(key, method, dataset, video):
     return LAYOUT.run_file(key, method, dataset, video)
 
@@ -190,13 +205,13 @@ def edit_params(wildcards):
 
 
 def all_decompositions():
-    """Evaluation (and edit) of every video whose dataset is decomposed: the config has a
-    `decomposition` section and the dataset does not say `decompose: false`."""
+    """Evaluation (and edit) of every video whose dataset runs the decomposition family and
+    the config has a `decomposition` section."""
     targets = []
     if "decomposition" not in config:
         return targets
     for v in VIDEOS:
-        if not config["datasets"][v.dataset].get("decompose", True):
+        if "decomposition" not in FAMILIES[v.dataset]:
             continue
         targets.append(run_path("eval", "decomposition", v.dataset, v.name))
         if v.name in config.get("edits", {}).get(v.dataset, {}):
@@ -281,4 +296,105 @@ def all_hypernvd():
     targets = list(tables_files().values())
     for video in HYPER_SPLIT.heldout:
         targets += [run_path("eval", method, HYPER_SPLIT.dataset, video) for method in ("finetune", "scratch")]
+    return targets
+
+
+# ---------------------------------------------------------------------------- NVP
+
+
+def nvp_datasets():
+    """The datasets of the default target that run NVP."""
+    return sorted({v.dataset for v in VIDEOS if "nvp" in FAMILIES[v.dataset]})
+
+
+def _nvp_videos(dataset):
+    if "nvp" not in FAMILIES.get(dataset, ()):
+        fail(f"dataset '{dataset}' does not run NVP (add nvp to datasets.{dataset}.families)")
+    return list(dataset_videos(config, dataset))
+
+
+# table kind -> the model folder it reads; the resampling tables when their section is set
+NVP_TABLE_RUNS = {"nvp_encoding": "nvp", "nvp_superres": "nvp_superres", "nvp_interpolate": "nvp_interpolate"}
+
+
+def nvp_table_kinds():
+    return [kind for kind, method in NVP_TABLE_RUNS.items() if method == "nvp" or method in config]
+
+
+def nvp_table_evaluations(wildcards):
+    """{video: eval folder} of the model folder a table kind reads, for every video."""
+    if wildcards.kind not in nvp_table_kinds():
+        fail(f"the {wildcards.kind} table needs a '{NVP_TABLE_RUNS[wildcards.kind]}' section in the config")
+    method = NVP_TABLE_RUNS[wildcards.kind]
+    return {v: run_path("eval", method, wildcards.dataset, v) for v in _nvp_videos(wildcards.dataset)}
+
+
+def all_nvp():
+    """NVP's tables for every dataset that runs it (they pull every NVP job of its videos)."""
+    return [path for dataset in nvp_datasets() for kind in nvp_table_kinds()
+            for path in LAYOUT.family_table(kind, dataset).values()]
+
+
+# ---------------------------------------------------------------------------- NeRV family
+
+# table kind -> (the task whose model folders it reads, the config section that turns it on)
+NERV_TABLE_TASKS = {"nerv_regression": ("regression", "nerv"), "nerv_inpaint": ("inpaint", "nerv_inpaint"),
+                    "nerv_interpolate": ("interpolate", "nerv_interpolate")}
+
+
+def nerv_datasets():
+    """The datasets of the default target that run the NeRV family."""
+    return sorted({v.dataset for v in VIDEOS if "nerv" in FAMILIES[v.dataset]})
+
+
+def nerv_models(task):
+    """The models a task trains: its section's ``models``, else nerv.models, else all six."""
+    section = NERV_TABLE_TASKS[f"nerv_{task}"][1]
+    return list((config.get(section) or {}).get("models") or (config.get("nerv") or {}).get("models") or NERV_MODELS)
+
+
+def nerv_table_kinds():
+    return [kind for kind, (_, section) in NERV_TABLE_TASKS.items() if section in config]
+
+
+def _nerv_videos(dataset):
+    if "nerv" not in FAMILIES.get(dataset, ()):
+        fail(f"dataset '{dataset}' does not run the NeRV family (add nerv to datasets.{dataset}.families)")
+    return list(dataset_videos(config, dataset))
+
+
+def nerv_runs(kind, dataset, key="eval"):
+    """{model: {video: ``key`` of its model folder}} behind a table kind of a dataset."""
+    if kind not in nerv_table_kinds():
+        fail(f"the {kind} table needs a '{NERV_TABLE_TASKS[kind][1]}' section in the config")
+    task = NERV_TABLE_TASKS[kind][0]
+    videos = _nerv_videos(dataset)
+    return {m: {v: run_path(key, nerv_method(m, task), dataset, v) for v in videos} for m in nerv_models(task)}
+
+
+def nerv_table_runs(wildcards):
+    return nerv_runs(wildcards.kind, wildcards.dataset)
+
+
+def nerv_table_inputs(wildcards):
+    return [path for per_video in nerv_table_runs(wildcards).values() for path in per_video.values()]
+
+
+def nerv_regression_logs(wildcards):
+    """{model: {video: log.csv}} of a dataset's regression runs, for the PSNR-vs-time figure."""
+    return nerv_runs("nerv_regression", wildcards.dataset, "log")
+
+
+def nerv_regression_log_files(wildcards):
+    return [path for per_video in nerv_regression_logs(wildcards).values() for path in per_video.values()]
+
+
+def all_nerv():
+    """The NeRV family's tables (and figure) for every dataset that runs it."""
+    targets = []
+    for dataset in nerv_datasets():
+        for kind in nerv_table_kinds():
+            targets += list(LAYOUT.family_table(kind, dataset).values())
+        if "nerv_regression" in nerv_table_kinds():
+            targets.append(LAYOUT.nerv_plot(dataset))
     return targets

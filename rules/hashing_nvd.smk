@@ -5,9 +5,7 @@
 
 rule decompose:
     input:
-        frames=STORES["frames"],
-        flow=STORES["flow"],
-        masks=STORES["masks"],
+        unpack(decomposition_inputs),
     output:
         model=LAYOUT.run_files("decomposition")["model"],
         log=LAYOUT.run_files("decomposition")["log"],
@@ -47,6 +45,8 @@ rule evaluate:
     resources:
         gpu=method_gpus,
     threads: 2
+    wildcard_constraints:
+        method=DECOMPOSITION_METHODS,
     log:
         "logs/{dataset}/{video}/{method}/evaluate.log",
     benchmark:
@@ -69,6 +69,8 @@ rule edit:
     resources:
         gpu=method_gpus,
     threads: 2
+    wildcard_constraints:
+        method=DECOMPOSITION_METHODS,
     log:
         "logs/{dataset}/{video}/{method}/edit.log",
     benchmark:

@@ -31,17 +31,42 @@ TINY_DECOMPOSITION = {
 }
 
 
-def demo_config(decomposition: bool = False, **sections: Any) -> dict[str, Any]:
-    """The shipped demo config (without HyperNVD) with test-sized frames, plus any section overrides.
+TINY_NVP = {
+    "size": "S",
+    "model": {"levels": 4, "base_resolution": 4, "per_level_scale": 1.5, "sparse_size": 8, "siren_width": 16},
+    "batch_size": 512,
+    "budgets": [10],
+    "train": {"iterations": 20, "checkpoint_every": 10, "log_every": 10, "device": "cpu"},
+}
 
-    Without ``decomposition`` only the data stages run; with it, a tiny decomposition
+TINY_BOOST = {"time_levels": 16, "time_hidden": 16, "time_dim": 8, "tat_hidden": 8}
+TINY_NERV_MODELS = {  # ~0.02M counted parameters at 64 x 36 (model_size 0.02)
+    "nerv": {"stem_hidden": 16, "pe_levels": 16, "lower_width": 4},
+    "nerv_boost": {"stem_hidden": 16, "pe_levels": 16, "lower_width": 4, "boost_cfg": TINY_BOOST},
+    "enerv": {"block_dim": 16, "dim_head": 8, "t_hidden": 16, "pe_levels": 16, "lower_width": 4, "heads": [1, 2]},
+    "enerv_boost": {"block_dim": 16, "dim_head": 8, "t_hidden": 16, "pe_levels": 16, "lower_width": 4,
+                    "heads": [1, 2], "boost_cfg": TINY_BOOST},
+    "hnerv": {"enc_dim": 8, "embed_channels": 4, "lower_width": 4},
+    "hnerv_boost": {"enc_dim": 8, "embed_channels": 4, "lower_width": 4, "boost_cfg": TINY_BOOST},
+}
+
+
+def demo_config(decomposition: bool = False, **sections: Any) -> dict[str, Any]:
+    """The shipped demo config (without HyperNVD and NVP) with test-sized frames, plus any
+    section overrides.
+
+    Without ``decomposition`` only the data stages run (all four: ``families: []``); with it, a tiny decomposition
     (30 iterations of a small model) and 64 px atlases replace the demo's settings.
     """
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    # HyperNVD's demo family and sections are left out: tests/test_hypernvd_workflow.py
-    # builds its own, tiny version.
+    # HyperNVD's demo family, NVP's and the NeRV family's bunny with their sections are left
+    # out: tests/test_hypernvd_workflow.py, test_nvp_workflow.py and test_nerv_workflow.py
+    # build tiny versions.
     config["datasets"].pop("family")
-    for key in ("hypernet", "finetune", "scratch", "tables"):
+    config["datasets"].pop("bunny")
+    config["datasets"].pop("bunny_small")
+    for key in ("hypernet", "finetune", "scratch", "tables", "nvp", "nvp_superres", "nvp_interpolate", "nerv",
+                "nerv_inpaint", "nerv_interpolate"):
         config.pop(key)
     config["frames"] = {"long_edge": 64, "max_frames": 8, "first_frame": 0, "step": 1}
     config["embedding"] = {"backend": "stats", "window": 4}
@@ -51,6 +76,8 @@ def demo_config(decomposition: bool = False, **sections: Any) -> dict[str, Any]:
     else:
         for key in ("decomposition", "evaluation", "edits"):
             config.pop(key, None)
+        for spec in config["datasets"].values():
+            spec["families"] = []  # the data stages only, all four
     for key, value in sections.items():
         config[key] = value
     return config
@@ -126,3 +153,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def smooth_clip(frames: int = 6, height: int = 16, width: int = 24) -> Any:
+    """uint8 [T, H, W, 3]: smooth colour ramps drifting about one pixel per frame."""
+    import torch
+
+    t, y, x = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
+    scale = max(height, width) / 24  # the same picture at every size
+    rgb = torch.stack((128 + 100 * torch.sin((x + t) / (5 * scale)), 128 + 90 * torch.cos(y / (4 * scale) + t / 6),
+                       64 + 2.0 * (x + y) / scale), dim=-1)
+    return rgb.round().clamp(0, 255).to(torch.uint8)
+
+
+def write_frames_store(path: Path, frames: Any, source: str = "abc") -> Path:
+    """A frames store holding ``frames`` (uint8 [T,H,W,3]) as the frames stage writes it;
+    ``source`` stands for the source fingerprint (another value: another video)."""
+    from nvd.data.stores import new_array, write_store
+
+    with write_store(path, "frames", {}, "test") as group:
+        array = new_array(group, "frames", frames.shape, "uint8", (1, *frames.shape[1:]), ("t", "y", "x", "c"))
+        array[:] = frames.numpy()
+        group.attrs.update(fps=10.0, source="test", source_fingerprint=source,
+                           frame_indices=list(range(frames.shape[0])), size=list(frames.shape[1:3]))
+    return path

@@ -42,6 +42,10 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "matplotlib": ("matplotlib",),
     "scipy": ("scipy",),
     "skimage": ("scikit-image",),
+    # pip-section packages (nvd.eval.metrics imports them lazily, inside the functions).
+    "pytorch_msssim": ("pytorch-msssim",),
+    "flip_evaluator": ("flip-evaluator",),
+    "timm": ("timm",),  # the NeRV family: Adan, ConvNeXt blocks
     # ffmpeg-python only drives the ffmpeg binary, which conda-forge's `ffmpeg` provides.
     "ffmpeg": ("ffmpeg-python", "ffmpeg"),
     "imageio_ffmpeg": ("imageio-ffmpeg",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -23,10 +24,11 @@ def naive_planes(planes: MultiResPlanes, coords: torch.Tensor) -> torch.Tensor:
     for point in coords.clamp(0, 1).tolist():
         feats = []
         for plane, (a, b) in enumerate(PLANE_AXES):
-            for level, side in enumerate(planes.sides):
-                img = planes.level(plane, level)  # [F, side, side]
-                u, v = point[a] * (side - 1), point[b] * (side - 1)
-                i, j = min(int(math.floor(u)), side - 2), min(int(math.floor(v)), side - 2)
+            for level in range(len(planes.sides)):
+                img = planes.level(plane, level)  # [F, rows, cols]
+                rows, cols = img.shape[1:]
+                u, v = point[a] * (rows - 1), point[b] * (cols - 1)
+                i, j = min(int(math.floor(u)), rows - 2), min(int(math.floor(v)), cols - 2)
                 fu, fv = u - i, v - j
                 feats.append((1 - fu) * (1 - fv) * img[:, i, j] + (1 - fu) * fv * img[:, i, j + 1]
                              + fu * (1 - fv) * img[:, i + 1, j] + fu * fv * img[:, i + 1, j + 1])
@@ -134,8 +136,8 @@ def test_output_shapes(frames, height, width):
 
 def test_parameter_count_matches_modules():
     model = NVP(5, 8, 8, TINY)
-    assert model.parameter_count() == NVP.parameter_count_for(5, TINY)
-    groups = NVP.parameter_groups_for(5, TINY)
+    assert model.parameter_count() == NVP.parameter_count_for(5, 8, 8, TINY)
+    groups = NVP.parameter_groups_for(5, 8, 8, TINY)
     assert groups["planes"] == model.planes.table.numel()
     assert groups["sparse"] == model.sparse.grid.numel() == 5 * 8 * 8 * 2
     assert groups["decoder"] == sum(p.numel() for p in model.decoder.parameters())
@@ -143,9 +145,9 @@ def test_parameter_count_matches_modules():
 
 @pytest.mark.parametrize("size", ["S", "L"])
 def test_parameter_count_1080p_600_frames(size):
-    cfg = NVP_SIZES[size]
-    groups = NVP.parameter_groups_for(600, cfg)
-    total = NVP.parameter_count_for(600, cfg)
+    cfg = dataclasses.replace(NVP_SIZES[size], cap_to_video=False)  # the paper's square levels
+    groups = NVP.parameter_groups_for(600, 1080, 1920, cfg)
+    total = NVP.parameter_count_for(600, 1080, 1920, cfg)
     print(f"NVP-{size}: {groups} total {total:,}")
     assert groups["sparse"] == 600 * 300 * 300 * cfg.features
     assert groups["planes"] == 3 * sum(s * s for s in cfg.level_sides) * cfg.features
@@ -174,3 +176,25 @@ def test_short_fit_reduces_mse():
     with torch.no_grad():
         end = torch.mean((model(coords) - target) ** 2).item()
     assert end < 0.05 * start, (start, end)
+
+
+def test_plane_axes_are_capped_at_the_video_samples():
+    """With cap_to_video no axis has more vertices than frames, rows or columns: the finest
+    level of a 4-frame 6x9 video is 4 x 6 (t, row) and 6 x 9 (row, col); the lookup still
+    matches the naive bilinear formula on those rectangular images."""
+    cfg = dataclasses.replace(TINY, base_resolution=5, per_level_scale=2.0)  # sides 5, 10, 20
+    model = NVP(4, 6, 9, cfg)
+    assert model.planes.shapes[0] == ((5, 5), (6, 9), (6, 9))  # rc
+    assert model.planes.shapes[1] == ((4, 5), (4, 6), (4, 6))  # tr
+    assert model.planes.shapes[2] == ((4, 5), (4, 9), (4, 9))  # tc
+    assert model.planes.table.numel() == NVP.parameter_groups_for(4, 6, 9, cfg)["planes"]
+    square = NVP(4, 6, 9, dataclasses.replace(cfg, cap_to_video=False))
+    assert square.planes.shapes[1][2] == (20, 20)
+    planes = model.planes.double()
+    with torch.no_grad():
+        planes.table.normal_()
+    coords = torch.rand(20, 3, dtype=torch.float64)
+    coords[0] = 1.0
+    torch.testing.assert_close(planes(coords), naive_planes(planes, coords), rtol=1e-12, atol=1e-12)
+    # every vertex of a capped axis sits on a sample: a one-frame video uses two t vertices
+    assert NVP(1, 6, 9, cfg).planes.shapes[1][0] == (2, 5)

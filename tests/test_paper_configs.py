@@ -54,7 +54,12 @@ def paper_config(name: str, root: Path) -> dict:
 def test_paper_config_full_dag(name, videos, decomposed, tmp_path):
     configfile = write_config(tmp_path, paper_config(name, tmp_path))
     jobs = dry_run_jobs(tmp_path, "--configfile", str(configfile))
-    expected = {"frames": videos, "flow": videos, "masks": videos, "embedding": videos, "all": 1}
+    expected = {"frames": videos, "flow": videos, "masks": videos, "all": 1}
+    if name == "davis2016":  # the hypernetwork's dataset: its embeddings condition it
+        expected["embedding"] = videos
+    if name == "uvg":  # NVP only: frames, then the NVP runs and their three tables
+        expected = {"frames": videos, "nvp_train": videos, "nvp_evaluate": videos, "nvp_superres": videos,
+                    "nvp_interpolate": videos, "nvp_table": 3, "all": 1}
     if decomposed:
         expected.update(decompose=videos, evaluate=videos)
     if name == "davis2016":  # HyperNVD: 30 training videos, 10 finetuned and trained from scratch
@@ -90,6 +95,22 @@ def test_hypernet_rule_gets_a_gpu_through_the_slurm_profile(tmp_path):
     text = proc.stdout + proc.stderr
     block = re.search(r"rule train_hyper:(.*?)(?:\n\n|$)", text, re.S)
     assert block and re.search(r"\bgpu=1\b", block.group(1)), text[-3000:]
+
+
+def test_uvg_runs_nvp_on_the_gpu_with_the_paper_recipe(tmp_path):
+    """configs/uvg.yaml: raw yuv sources, NVP-S at the paper's batch, gpu=1 for NVP's jobs."""
+    config = paper_config("uvg", tmp_path)
+    assert all(str(path).endswith(".yuv") for path in config["datasets"]["uvg"]["videos"].values())
+    configfile = write_config(tmp_path, config)
+    proc = snakemake(tmp_path, "--configfile", str(configfile), "--dry-run", "--cores", "1")
+    text = proc.stdout + proc.stderr
+    for rule in ("nvp_train", "nvp_evaluate", "nvp_superres", "nvp_interpolate"):
+        assert re.search(rf"rule {rule}:.*?resources:.*?\bgpu=1", text, re.S), rule
+    from nvd.models.nvp.config import nvp_train_config
+
+    cfg = nvp_train_config(config["nvp"])
+    assert (cfg.batch_size, cfg.train.iterations, cfg.model.levels, cfg.model.features) == (1245184, 100_000, 16, 2)
+    assert not cfg.model.cap_to_video  # the paper's square levels, so its parameter count
 
 
 def test_slurm_profile_dry_run(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 import zarr
-from conftest import REPO, demo_config, dry_run_jobs, snakemake, tool_env, write_config
+from conftest import demo_config, dry_run_jobs, snakemake, tool_env, write_config
 
 from nvd.core.errors import InputError
 from nvd.data.inputs import check_inputs
@@ -155,7 +155,7 @@ def test_init_writes_a_config_for_a_folder_of_videos(tmp_path, capsys):
     project = tmp_path / "project"
     project.mkdir()
     out = project / "config.yaml"
-    run_init(str(clips), "--out", str(out), "--no-decompose")
+    run_init(str(clips), "--out", str(out), "--families")
     assert "2 video(s)" in capsys.readouterr().out
     config = yaml.safe_load(out.read_text())
     assert config["results_dir"] == str(project / "results")
@@ -167,6 +167,10 @@ def test_init_writes_a_config_for_a_folder_of_videos(tmp_path, capsys):
     elsewhere.mkdir()
     jobs = dry_run_jobs(elsewhere, "--configfile", str(out))
     assert jobs["frames"] == 2 and "decompose" not in jobs
+    nvp_only = project / "nvp.yaml"
+    run_init(str(clips), "--out", str(nvp_only), "--families", "nvp")
+    jobs = dry_run_jobs(elsewhere, "--configfile", str(nvp_only))
+    assert jobs["nvp_train"] == 2 and jobs["frames"] == 2 and "flow" not in jobs and "decompose" not in jobs
     from nvd.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="exists already"):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from conftest import REPO, SNAKEFILE, demo_config, dry_run_jobs, snakemake, tool_env, write_config
 
 from nvd.data.stores import open_store, provenance

@@ -1,6 +1,6 @@
 """The ``nvd`` console script: one subcommand per pipeline stage, usable without Snakemake.
 
-One module per family registers its subcommands (``data``, ``hashing_nvd``, ``hypernvd``);
+One module per family registers its subcommands (``data``, ``hashing_nvd``, ``hypernvd``, ``nvp``, ``nerv``);
 options come from the components' config dataclasses (``nvd.cli.common``).
 
 A problem the user can fix (NvdError) and an OS error (disk full, permission denied, a file
@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from nvd.cli import data, hashing_nvd, hypernvd, init
+from nvd.cli import data, hashing_nvd, hypernvd, init, nerv, nvp
 from nvd.core.errors import NvdError, describe_os_error
 
 _DEBUG_HELP = "on an error, show the traceback as well as the one-line message"
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.register(command)
     hashing_nvd.register(command)
     hypernvd.register(command)
+    nvp.register(command)
+    nerv.register(command)
     data.register_tools(command)
     init.register(command)
     return parser

@@ -61,7 +61,8 @@ def _cmd_check_config(args: argparse.Namespace) -> None:
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     from nvd.core.config import load_config, results_layout
-    from nvd.data.datasets import all_videos
+    from nvd.core.layout import DATA_STAGES
+    from nvd.data.datasets import all_videos, video_stages
     from nvd.eval.summary import format_summary
 
     config = load_config(args.config)
@@ -69,7 +70,8 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     if not Path(layout.root).exists():
         print(f"nvd summary: no results under {Path(layout.root).resolve()}: run it from the folder the "
               "workflow runs in, or pass --directory", file=sys.stderr)
-    print(format_summary(layout, all_videos(config), verify=args.verify))
+    print(format_summary(layout, all_videos(config), verify=args.verify,
+                         stages=lambda dataset: video_stages(config, dataset, DATA_STAGES)))
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 
 from nvd.cli.common import Command
 from nvd.core.errors import ConfigError, InputError
+from nvd.data.datasets import DEFAULT_FAMILIES, FAMILY_STAGES
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv")
 MASK_BACKENDS = ("none", "maskrcnn")
@@ -61,8 +63,9 @@ def find_videos(folder: str | Path) -> dict[str, Path]:
 
 
 def init_config(folder: str | Path, results_dir: str | Path, masks: str = "none",
-                decompose: bool = True) -> tuple[dict[str, Any], str]:
-    """The config for ``folder`` as (dict, YAML text with comments); validated."""
+                families: Sequence[str] = DEFAULT_FAMILIES) -> tuple[dict[str, Any], str]:
+    """The config for ``folder`` as (dict, YAML text with comments); validated. ``families``:
+    the model families the dataset runs (FAMILY_STAGES); none: the data stages only."""
     from nvd.core.config import validate_config
     from nvd.data.datasets import check_names
 
@@ -88,10 +91,17 @@ def init_config(folder: str | Path, results_dir: str | Path, masks: str = "none"
         f"# folder Snakemake runs in (--directory), not from this file's folder.\n",
         block("Stores and models: <results_dir>/<dataset>/<video>/...", {"results_dir": results}),
     ]
-    datasets = {dataset: {"layout": "files", "videos": {k: str(v) for k, v in videos.items()}}}
+    families = list(dict.fromkeys(families))
+    unknown = sorted(set(families) - set(FAMILY_STAGES))
+    if unknown:
+        raise ConfigError(f"--families: unknown {unknown}; known: {sorted(FAMILY_STAGES)}")
+    datasets = {dataset: {"layout": "files", "videos": {k: str(v) for k, v in videos.items()},
+                          "families": families}}
     config["datasets"] = datasets
     parts.append(block("Video name -> video file or frame folder. Names: letters, digits, '_', '-', '.'\n"
-                       "(not first); a frame folder may also be {frames: ..., annotations: mask folder}.",
+                       "(not first); a frame folder may also be {frames: ..., annotations: mask folder}.\n"
+                       "families: the models each video gets (decomposition, nvp, nerv); [] runs the data\n"
+                       "stages only; the data stages each family needs follow from it.",
                        {"datasets": datasets}))
     sections: list[tuple[str, dict[str, Any]]] = [
         ("Frames: resized so the long edge is at most long_edge px; max_frames: null keeps all.",
@@ -113,11 +123,21 @@ def init_config(folder: str | Path, results_dir: str | Path, masks: str = "none"
             {"masks": {"backend": "maskrcnn", "objects": ["person"]}}))
     sections.append(("Video embeddings: stats needs no weights; videomae needs weights.videomae.",
                      {"embedding": {"backend": "stats"}}))
-    if decompose:
+    if "decomposition" in families:
         sections.append((
             "Per-video layered decomposition with the paper's settings (50,000 iterations: use a\n"
             "GPU; config.yaml in the repository has a small CPU-sized one).",
             {"decomposition": {}}))
+    if "nerv" in families:
+        sections.append((
+            "The NeRV family with the paper's settings: all six models at 3M parameters, 300\n"
+            "epochs each (use a GPU; config.yaml in the repository has a small CPU-sized one).",
+            {"nerv": {}}))
+    if "nvp" in families:
+        sections.append((
+            "NVP-S with the paper's settings (100,000 steps of 1.2M samples: use a GPU;\n"
+            "config.yaml in the repository has a small CPU-sized one).",
+            {"nvp": {}}))
     weights = {"raft": None, "maskrcnn": None, "videomae": None}
     sections.append((
         "Weight files (nothing is downloaded): set the path of each one a backend above needs;\n"
@@ -134,12 +154,12 @@ def init_config(folder: str | Path, results_dir: str | Path, masks: str = "none"
 
 
 def write_init_config(folder: str | Path, out: str | Path = "config.yaml", masks: str = "none",
-                      decompose: bool = True, results_dir: str | Path | None = None) -> Path:
+                      families: Sequence[str] = DEFAULT_FAMILIES, results_dir: str | Path | None = None) -> Path:
     """Write ``init_config`` to ``out`` (never over an existing file); returns ``out``.
     ``results_dir`` defaults to ``results`` next to ``out``."""
     out = Path(out).resolve()
     results = Path(results_dir) if results_dir is not None else out.parent / "results"
-    _, text = init_config(folder, results, masks, decompose)
+    _, text = init_config(folder, results, masks, families)
     try:
         with out.open("x") as fh:
             fh.write(text)
@@ -152,7 +172,7 @@ def write_init_config(folder: str | Path, out: str | Path = "config.yaml", masks
 
 
 def _cmd_init(args: argparse.Namespace) -> None:
-    out = write_init_config(args.folder, args.out, args.masks, args.decompose, args.results_dir)
+    out = write_init_config(args.folder, args.out, args.masks, args.families, args.results_dir)
     with out.open() as fh:
         videos = yaml.safe_load(fh)["datasets"]
     (dataset, spec), = videos.items()
@@ -170,8 +190,9 @@ def register(command: Command) -> None:
     p.add_argument("--masks", choices=MASK_BACKENDS, default="none",
                    help="none: one background layer, moving objects vanish; maskrcnn: a foreground "
                         "layer for the most confident person (needs weights.maskrcnn) (default: none)")
-    p.add_argument("--decompose", action=argparse.BooleanOptionalAction, default=True,
-                   help="add the per-video decomposition (default: yes); --no-decompose: data stages only")
+    p.add_argument("--families", nargs="*", choices=sorted(FAMILY_STAGES), default=list(DEFAULT_FAMILIES),
+                   metavar="FAMILY", help=f"model families to run on every video, of {sorted(FAMILY_STAGES)} "
+                   f"(default: {' '.join(DEFAULT_FAMILIES)}); --families alone: the data stages only")
     p.add_argument("--results-dir", default=None,
                    help="where the stores go (default: results/ next to the config file)")
 

@@ -8,12 +8,14 @@
                                          work/          the rolling checkpoint (resume)
                                          eval/          evaluation outputs (metrics.json, ...)
                                          custom_edit.mp4
+                                         snapshots/     models at fixed steps (NVP's budgets)
     <results>/<dataset>/<video>/hypernet_output.json    HyperNVD's output before finetuning
     <results>/hypernet/<dataset>/model.pt, log.csv, work/
     <results>/tables/                                   comparison tables and plots
 
 ``method`` is the model folder: ``decomposition`` (Hashing-NVD per video), ``finetune`` and
-``scratch`` (HyperNVD's held-out videos). The rules, the CLI, ``nvd summary`` and the tables
+``scratch`` (HyperNVD's held-out videos), ``nvp``, ``nvp_superres`` and ``nvp_interpolate``
+(nvd.models.METHODS). The rules, the CLI, ``nvd summary`` and the tables
 code all build paths here; passing ``"{dataset}"``-style strings gives Snakemake patterns.
 Torch-free (read when the DAG is built).
 """
@@ -33,7 +35,9 @@ METRICS_NAME = "metrics.json"
 EDIT_NAME = "custom_edit.mp4"
 HYPER_OUTPUT_NAME = "hypernet_output.json"
 TABLES_DIR = "tables"
-RUN_FILES = {"model": MODEL_NAME, "log": LOG_NAME, "work": WORK_DIR, "eval": EVAL_DIR, "edit": EDIT_NAME}
+SNAPSHOTS_DIR = "snapshots"
+RUN_FILES = {"model": MODEL_NAME, "log": LOG_NAME, "work": WORK_DIR, "eval": EVAL_DIR, "edit": EDIT_NAME,
+             "snapshots": SNAPSHOTS_DIR}
 
 # HyperNVD's tables (nvd.models.hypernvd.tables) under <results>/tables/
 COMPARISON_CSV = "hypernvd_comparison.csv"
@@ -41,6 +45,10 @@ COMPARISON_MD = "hypernvd_comparison.md"
 GENERALISATION_CSV = "hypernvd_generalisation.csv"
 GENERALISATION_MD = "hypernvd_generalisation.md"
 MEAN_PLOT = "psnr_vs_time_mean.png"
+# NVP's tables (nvd.models.nvp.tables), one set per dataset
+NVP_TABLES = ("nvp_encoding", "nvp_superres", "nvp_interpolate")
+# The NeRV family's (nvd.models.nerv.tables), one set per dataset; regression has a figure too
+NERV_TABLES = ("nerv_regression", "nerv_inpaint", "nerv_interpolate")
 
 
 def plot_stem(video: str) -> str:
@@ -106,6 +114,15 @@ class ResultsLayout:
             files.update(csv=COMPARISON_CSV, markdown=COMPARISON_MD, mean_plot=MEAN_PLOT)
             files.update({f"plot_{video}": plot_name(video) for video in heldout})
         return {key: self.table(name) for key, name in files.items()}
+
+    def family_table(self, kind: str = "{kind}", dataset: str = "{dataset}") -> dict[str, str]:
+        """One of NVP's or the NeRV family's tables (NVP_TABLES, NERV_TABLES) of a dataset:
+        {"csv": ..., "markdown": ...}."""
+        return {"csv": self.table(f"{kind}_{dataset}.csv"), "markdown": self.table(f"{kind}_{dataset}.md")}
+
+    def nerv_plot(self, dataset: str = "{dataset}") -> str:
+        """The NeRV family's PSNR-vs-training-time figure of a dataset."""
+        return self.table(f"nerv_psnr_vs_time_{dataset}.png")
 
 
 def model_log(model_path: str | Path) -> Path:

@@ -34,6 +34,13 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "edit": ("nvd.core.jobs", "nvd.models.hashing_nvd.edit"),
     "hypernet": ("nvd.core.jobs", "nvd.models.hypernvd.run"),
     "tables": ("nvd.core.progress", "nvd.models.hypernvd.tables"),
+    "nvp": ("nvd.core.jobs", "nvd.models.nvp.run"),
+    "nvp_evaluation": ("nvd.core.jobs", "nvd.models.nvp.evaluate"),
+    "nvp_resampling": ("nvd.core.jobs", "nvd.models.nvp.resampling"),
+    "nvp_tables": ("nvd.core.progress", "nvd.models.nvp.tables"),
+    "nerv": ("nvd.core.jobs", "nvd.models.nerv.run"),
+    "nerv_evaluation": ("nvd.core.jobs", "nvd.models.nerv.evaluate"),
+    "nerv_tables": ("nvd.core.progress", "nvd.models.nerv.tables"),
 }
 
 

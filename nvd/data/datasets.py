@@ -136,3 +136,39 @@ def hypernet_split(config: Mapping[str, Any]) -> HyperSplit | None:
 
 
 # --------------------------------------------------------------------------- input paths
+
+
+# --------------------------------------------------------------------------- families
+
+
+# The per-video model families a dataset can run (its ``families`` key) and the data stages
+# each reads. HyperNVD is not listed: the hypernet section names its dataset, whose videos
+# get every data stage (the embedding conditions the hypernetwork).
+FAMILY_STAGES: dict[str, tuple[str, ...]] = {
+    "decomposition": ("frames", "flow", "masks"),
+    "nvp": ("frames",),
+    "nerv": ("frames",),
+}
+DEFAULT_FAMILIES = ("decomposition",)
+
+
+def dataset_families(config: Mapping[str, Any], dataset: str) -> tuple[str, ...]:
+    """The families ``dataset`` runs (``datasets.<dataset>.families``, default decomposition)."""
+    families = tuple(config["datasets"][dataset].get("families", DEFAULT_FAMILIES))
+    unknown = sorted(set(families) - set(FAMILY_STAGES))
+    if unknown:
+        raise ConfigError(f"datasets.{dataset}.families: unknown famil{'ies' if len(unknown) > 1 else 'y'} "
+                          f"{unknown}; known: {sorted(FAMILY_STAGES)}")
+    return families
+
+
+def video_stages(config: Mapping[str, Any], dataset: str, all_stages: tuple[str, ...]) -> tuple[str, ...]:
+    """The data stages the default target computes for a video of ``dataset``: those its
+    families read, every stage for the hypernetwork's dataset, and every stage for a dataset
+    that runs no family (``families: []``: data preparation only). In ``all_stages`` order."""
+    families = dataset_families(config, dataset)
+    hyper = (config.get("hypernet") or {}).get("dataset") == dataset
+    if hyper or not families:
+        return all_stages
+    needed = {stage for family in families for stage in FAMILY_STAGES[family]}
+    return tuple(stage for stage in all_stages if stage in needed)

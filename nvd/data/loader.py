@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,3 +70,18 @@ def load_video(frames_store: str | Path, flow_store: str | Path | None = None,
         video.masks = tensor(masks, torch.float32)
         video.object_names = list(group.attrs.get("objects", []))
     return video
+
+
+def frames_identity(frames_store: str | Path) -> dict[str, Any]:
+    """What identifies the video of a frames store: its source fingerprint, frame selection
+    and size (a model is evaluated only on the video it was trained on)."""
+    frames = open_store(frames_store, "frames")
+    return {"source_fingerprint": frames.attrs.get("source_fingerprint"),
+            "frame_indices": list(frames.attrs.get("frame_indices", [])),
+            "shape": list(frames["frames"].shape)}
+
+
+def frames_uint8(frames_store: str | Path, device: torch.device | str) -> Tensor:
+    """The store's frames as uint8 [T, H, W, 3] on ``device`` (the video representations
+    sample their batches from these, converting per batch)."""
+    return torch.from_numpy(np.ascontiguousarray(open_store(frames_store, "frames")["frames"][:])).to(device)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nvd.core.config import section, stage_section
+from nvd.core.layout import DATA_STAGES
+from nvd.data.datasets import video_stages
 from nvd.data.embedding import EmbeddingConfig
 from nvd.data.flow import FlowConfig
 from nvd.data.frames import FramesConfig
@@ -25,6 +27,9 @@ def stage_config(config: Mapping[str, Any], stage: str, dataset: str) -> Any:
 
 
 def backends_in_use(config: Mapping[str, Any]) -> dict[str, set[str]]:
-    """{stage: backends} over the datasets the config runs, for the weight check."""
+    """{stage: backends} over the datasets the config runs that compute the stage (their
+    families read it, nvd.data.datasets.video_stages), for the weight check."""
     datasets = config.get("run_datasets") or list(config["datasets"])
-    return {stage: {stage_config(config, stage, d).backend for d in datasets} for stage in MODEL_STAGES}
+    stages = {d: video_stages(config, d, DATA_STAGES) for d in datasets}
+    return {stage: {stage_config(config, stage, d).backend for d in datasets if stage in stages[d]}
+            for stage in MODEL_STAGES}

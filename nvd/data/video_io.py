@@ -1,8 +1,10 @@
-"""Reading frame folders and video files, and writing H.264 videos.
+"""Reading frame folders, video files and raw YUV frames, and writing H.264 videos.
 
 Videos go through the ``ffmpeg`` binary (via ffmpeg-python): the one on PATH when there
 is one, else the static build shipped with imageio-ffmpeg. That build has no ffprobe, so
-``probe_video`` parses the stream summary ``ffmpeg -i`` prints instead.
+``probe_video`` parses the stream summary ``ffmpeg -i`` prints instead. Raw YUV frames
+(headerless ``.yuv`` files such as the UVG benchmark's) are converted to RGB here, in
+numpy (``yuv_to_rgb``), with the matrix and range the caller names.
 """
 
 from __future__ import annotations
@@ -298,6 +300,96 @@ def _encode(tmp: Path, frames: Iterator[np.ndarray], first: np.ndarray, pad: tup
             proc.kill()
             proc.wait()
         raise
+
+
+# --------------------------------------------------------------------------- raw YUV frames
+
+# Planar YUV layouts of headerless .yuv files (ffmpeg's names): pix_fmt -> (horizontal and
+# vertical chroma subsampling, bits per sample). 8-bit samples are one byte; higher depths
+# are little-endian 16-bit words holding the value in their low bits.
+RAW_PIX_FMTS: dict[str, tuple[int, int, int]] = {
+    "yuv420p": (2, 2, 8),
+    "yuv422p": (2, 1, 8),
+    "yuv444p": (1, 1, 8),
+    "yuv420p10le": (2, 2, 10),
+    "yuv422p10le": (2, 1, 10),
+    "yuv444p10le": (1, 1, 10),
+}
+# Y'CbCr matrices: name -> (Kr, Kb) (Kg = 1 - Kr - Kb). bt2020 is the non-constant-luminance one.
+YUV_MATRICES: dict[str, tuple[float, float]] = {
+    "bt709": (0.2126, 0.0722),
+    "bt601": (0.299, 0.114),
+    "bt2020": (0.2627, 0.0593),
+}
+YUV_RANGES = ("limited", "full")
+
+
+def raw_plane_sizes(width: int, height: int, pix_fmt: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((H, W) of the luma plane, (H, W) of each chroma plane) of one raw frame; an odd
+    size rounds the subsampled chroma size up, as ffmpeg does."""
+    sub_x, sub_y, _ = RAW_PIX_FMTS[pix_fmt]
+    return (height, width), (-(-height // sub_y), -(-width // sub_x))
+
+
+def raw_frame_bytes(width: int, height: int, pix_fmt: str) -> int:
+    """Bytes of one frame of a headerless planar YUV file (Y plane, then U, then V)."""
+    (h, w), (ch, cw) = raw_plane_sizes(width, height, pix_fmt)
+    sample_bytes = 1 if RAW_PIX_FMTS[pix_fmt][2] == 8 else 2
+    return (h * w + 2 * ch * cw) * sample_bytes
+
+
+def yuv_to_rgb(
+    data: bytes, width: int, height: int, pix_fmt: str, matrix: str = "bt709", color_range: str = "limited"
+) -> np.ndarray:
+    """One raw planar YUV frame (``raw_frame_bytes`` long) -> uint8 [H,W,3] RGB.
+
+    ``matrix`` is the Y'CbCr matrix (``YUV_MATRICES``; BT.709 for HD video such as UVG's),
+    ``color_range`` ``limited`` (8-bit Y in 16..235 and Cb/Cr in 16..240, scaled by 2^(n-8)
+    at n bits: the broadcast and UVG convention) or ``full`` (0..2^n-1). Subsampled chroma
+    is upsampled bilinearly, sited at the centre of the luma samples it covers, before the
+    matrix is applied in float32; RGB is rounded to nearest and clipped to 0..255. No
+    transfer function is applied: the R'G'B' values are stored as they are, as video
+    players and ffmpeg's ``rgb24`` output do.
+    """
+    (h, w), (ch, cw) = raw_plane_sizes(width, height, pix_fmt)
+    sub_x, sub_y, bits = RAW_PIX_FMTS[pix_fmt]
+    samples = np.frombuffer(data, dtype=np.uint8 if bits == 8 else np.dtype("<u2"))
+    if samples.size != h * w + 2 * ch * cw:
+        raise ValueError(f"raw {width}x{height} {pix_fmt} frame needs {raw_frame_bytes(width, height, pix_fmt)} "
+                         f"bytes, got {len(data)}")
+    luma = samples[: h * w].reshape(h, w).astype(np.float32)
+    cb, cr = (samples[h * w + k * ch * cw : h * w + (k + 1) * ch * cw].reshape(ch, cw).astype(np.float32)
+              for k in (0, 1))
+    if color_range == "limited":
+        scale = float(1 << (bits - 8))  # 10-bit limited range is the 8-bit one times 4
+        luma = (luma - 16 * scale) * (1 / (219 * scale))
+        cb, cr = ((c - 128 * scale) * (1 / (224 * scale)) for c in (cb, cr))
+    elif color_range == "full":
+        peak, mid = float((1 << bits) - 1), float(1 << (bits - 1))
+        luma = luma * (1 / peak)
+        cb, cr = ((c - mid) * (1 / peak) for c in (cb, cr))
+    else:
+        raise ValueError(f"unknown YUV range {color_range!r}; known: {list(YUV_RANGES)}")
+    if (sub_x, sub_y) != (1, 1):
+        cb, cr = (_upsample_chroma(c, sub_x, sub_y, h, w) for c in (cb, cr))
+    kr, kb = YUV_MATRICES[matrix]
+    kg = 1 - kr - kb
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[..., 0] = luma + (2 - 2 * kr) * cr
+    rgb[..., 1] = luma - (2 * kb * (1 - kb) / kg) * cb - (2 * kr * (1 - kr) / kg) * cr
+    rgb[..., 2] = luma + (2 - 2 * kb) * cb
+    rgb *= 255
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def _upsample_chroma(plane: np.ndarray, sub_x: int, sub_y: int, height: int, width: int) -> np.ndarray:
+    """Bilinear, centre-sited upsampling of a chroma plane to the luma size (cv2's
+    INTER_LINEAR maps pixel centres onto pixel centres, edges replicated); an odd luma size
+    keeps the first ``height`` x ``width`` of the doubled plane, as its last chroma sample
+    covers one luma sample only."""
+    rows, cols = plane.shape
+    up = cv2.resize(plane, (cols * sub_x, rows * sub_y), interpolation=cv2.INTER_LINEAR)
+    return up[:height, :width]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,9 +1,15 @@
-"""Reconstruction quality metrics for videos: PSNR, SSIM and (with local weights) LPIPS.
+"""Reconstruction quality metrics for videos: PSNR, SSIM, MS-SSIM, FLIP and (with local
+weights) LPIPS.
 
 All functions take a prediction and a target of shape [T,H,W,C] (frames, height, width,
 channels; C=3 for RGB) with values in [0, data_range], on any device, and return the mean
 over frames as a Python float; the ``*_per_frame`` variants return a Tensor[T]. Nothing
-here needs gradients, so everything runs under ``torch.no_grad``.
+here needs gradients, so everything runs under ``torch.no_grad``; the one exception is
+``ms_ssim_loss_term``, the differentiable training-loss form of MS-SSIM.
+
+MS-SSIM comes from the ``pytorch-msssim`` package and FLIP from ``flip-evaluator``
+(NVIDIA's FLIP); both are imported only when one of their functions is called, so importing
+this module stays fast and works without them.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +114,162 @@ def ssim_per_frame(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Ten
 def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> float:
     """Mean over frames of the per-frame SSIM (pred, target: [T,H,W,C]); see ssim_per_frame."""
     return ssim_per_frame(pred, target, data_range).mean().item()
+
+
+def _missing(metric: str, module: str, package: str) -> ModuleNotFoundError:
+    return ModuleNotFoundError(
+        f"{metric} needs the '{package}' package (import name {module}), which is not "
+        f"installed: pip install {package} (the version is pinned in requirements.lock)",
+        name=module,
+    )
+
+
+def _pytorch_msssim() -> ModuleType:
+    """The ``pytorch_msssim`` module, imported on first use."""
+    try:
+        import pytorch_msssim
+    except ModuleNotFoundError as exc:
+        if exc.name != "pytorch_msssim":
+            raise  # the package is there but one of its own imports failed
+        raise _missing("MS-SSIM", "pytorch_msssim", "pytorch-msssim") from exc
+    return pytorch_msssim
+
+
+def _flip_evaluator() -> ModuleType:
+    """The ``flip_evaluator`` module, imported on first use."""
+    try:
+        import flip_evaluator
+    except ModuleNotFoundError as exc:
+        if exc.name != "flip_evaluator":
+            raise
+        raise _missing("FLIP", "flip_evaluator", "flip-evaluator") from exc
+    return flip_evaluator
+
+
+# MS-SSIM (Wang, Simoncelli & Bovik 2003) as pytorch_msssim computes it: 5 scales with the
+# standard exponents, Gaussian window with sigma 1.5, K1=0.01, K2=0.03.
+_MS_SSIM_SCALES = 5
+_MS_SSIM_WIN = 11
+_MS_SSIM_MIN_WIN = 3
+
+
+def ms_ssim_win_size(height: int, width: int) -> int:
+    """Gaussian window size (taps per axis) that ``ms_ssim*`` use on frames of this size.
+
+    With s = min(height, width): 11 (the standard MS-SSIM) when s > 160, otherwise the
+    largest odd w with 16 (w - 1) < s, i.e. w = 9 for s in 129..160, 7 for 97..128,
+    5 for 65..96 and 3 for 33..64. That is the condition under which the window fits the
+    image at the coarsest of the 5 scales (after 4 halvings), and the one pytorch_msssim
+    asserts. Fewer scales with renormalised weights would not help: pytorch_msssim 1.0.0
+    checks ``s > 16 (win_size - 1)`` whatever ``weights`` it is given. Raises ValueError
+    when s < 33 (the window would shrink to a single pixel, where SSIM's variance terms
+    vanish).
+    """
+    s = min(height, width)
+    shrink = 2 ** (_MS_SSIM_SCALES - 1)  # 16: the coarsest scale is 1/16 of the frame
+    if s > shrink * (_MS_SSIM_WIN - 1):
+        return _MS_SSIM_WIN
+    k = (s - 1) // shrink  # largest w - 1 with 16 (w - 1) < s
+    win = 1 + 2 * (k // 2)  # ... rounded down to an odd w
+    if win < _MS_SSIM_MIN_WIN:
+        raise ValueError(
+            f"MS-SSIM needs frames of at least {shrink * (_MS_SSIM_MIN_WIN - 1) + 1} px on the "
+            f"shorter side, got {height}x{width}"
+        )
+    return win
+
+
+def _ms_ssim_batch(x: Tensor, y: Tensor, data_range: float) -> Tensor:
+    """Per-image MS-SSIM of [N,C,H,W] batches (averaged over channels), with gradients."""
+    win = ms_ssim_win_size(x.shape[-2], x.shape[-1])
+    return _pytorch_msssim().ms_ssim(
+        x, y, data_range=data_range, size_average=False, win_size=win, win_sigma=1.5
+    )
+
+
+@torch.no_grad()
+def ms_ssim_per_frame(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-frame multi-scale SSIM from ``pytorch_msssim.ms_ssim``; higher is better, 1 for
+    identical frames.
+
+    pred, target: [T,H,W,C] in [0, data_range] with min(H, W) >= 33. Returns Tensor[T]
+    (in the inputs' float dtype, float32 for integer or half frames, on their device).
+
+    Each frame is compared at 5 scales (the frame, then 4 successive 2x2 average-pool
+    halvings), with the standard exponents (0.0448, 0.2856, 0.3001, 0.2363, 0.1333) on the
+    contrast-structure terms of scales 1-4 and the full SSIM of scale 5, computed per
+    channel and then averaged over channels. The Gaussian window has sigma 1.5 and, for
+    frames whose shorter side s is > 160 px, 11x11 taps: the standard MS-SSIM,
+    ``pytorch_msssim.ms_ssim(x, y, data_range=data_range)``. Smaller frames cannot hold
+    that window at the coarsest scale, so the window shrinks to the largest odd size that
+    fits (same sigma, truncated): 9 for s in 129..160, 7 for 97..128, 5 for 65..96 and 3
+    for 33..64 (see ``ms_ssim_win_size``). Scores of frames of different sizes are thus
+    not strictly comparable; compare methods at the same resolution.
+    """
+    _check_pair(pred, target)
+    out = []
+    for p, t in _chunks(pred, target):
+        out.append(_ms_ssim_batch(_float(p).permute(0, 3, 1, 2), _float(t).permute(0, 3, 1, 2), data_range))
+    return torch.cat(out)
+
+
+def ms_ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> float:
+    """Mean over frames of the per-frame MS-SSIM (pred, target: [T,H,W,C]); see ms_ssim_per_frame."""
+    return ms_ssim_per_frame(pred, target, data_range).mean().item()
+
+
+def ms_ssim_loss_term(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Training loss ``1 - MS-SSIM``, differentiable: a 0-dim tensor with gradients.
+
+    pred, target: [B,C,H,W] (channels first, as models output them; C=3 for RGB) in
+    [0, data_range], min(H, W) >= 33. The MS-SSIM is exactly the one of
+    ``ms_ssim_per_frame`` (same window rule for small frames), averaged over the batch, so
+    ``ms_ssim_loss_term(p, t) == 1 - ms_ssim(p.permute(0, 2, 3, 1), t.permute(0, 2, 3, 1))``.
+    This is the MS-SSIM part of the NeRV family's loss.
+    """
+    if pred.shape != target.shape or pred.ndim != 4:
+        raise ValueError(
+            f"expected prediction and target of the same shape [B,C,H,W], got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    return 1 - _ms_ssim_batch(_float(pred), _float(target), data_range).mean()
+
+
+@torch.no_grad()
+def flip_per_frame(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-frame mean FLIP error (NVIDIA's FLIP, LDR mode, from the ``flip-evaluator``
+    package); lower is better, 0 for identical frames, at most 1.
+
+    pred, target: [T,H,W,3] RGB in [0, data_range], taken as sRGB-encoded (FLIP's LDR
+    assumption). Returns Tensor[T] (float64, on the inputs' device).
+
+    Each frame goes to ``flip_evaluator.evaluate(reference=target, test=pred, "LDR")`` as
+    HxWx3 float32 in [0, 1] (the frames divided by data_range and clamped to [0, 1], the
+    range LDR-FLIP is defined on), with the package's default viewing condition: 67.02
+    pixels per degree (a 0.7 m wide 3840-pixel display seen from 0.7 m). The value is the
+    mean of the per-pixel FLIP error map. The computation runs on the CPU.
+    """
+    _check_pair(pred, target)
+    if pred.shape[-1] != 3:
+        raise ValueError(f"FLIP needs RGB frames [T,H,W,3], got {tuple(pred.shape)}")
+    flip_evaluator = _flip_evaluator()
+    out = []
+    for p, t in _chunks(pred, target):
+        test = (_float(p) / data_range).clamp(0, 1).to("cpu", torch.float32).contiguous()
+        reference = (_float(t) / data_range).clamp(0, 1).to("cpu", torch.float32).contiguous()
+        for r, x in zip(reference, test):
+            # A fresh parameters dict per call: the package's default argument is a shared {}.
+            _, mean_error, _ = flip_evaluator.evaluate(
+                r.numpy(), x.numpy(), "LDR", applyMagma=False, computeMeanError=True, parameters={}
+            )
+            out.append(float(mean_error))
+    return torch.tensor(out, dtype=torch.float64, device=pred.device)
+
+
+def flip(pred: Tensor, target: Tensor, data_range: float = 1.0) -> float:
+    """Mean over frames of the per-frame FLIP error (pred, target: [T,H,W,3]); lower is
+    better. See flip_per_frame."""
+    return flip_per_frame(pred, target, data_range).mean().item()
 
 
 # torchvision AlexNet ``features`` indices that end each LPIPS stage (after relu1..relu5),
@@ -238,3 +401,40 @@ def lpips_metric(weights_path: str | None, device: str | torch.device = "cpu") -
         return LPIPS(state).to(device)
     except RuntimeError as exc:  # wrong tensor shapes
         raise WeightsError(f"LPIPS weight file {path} does not fit AlexNet/LPIPS ({exc})") from exc
+
+
+# The smallest frame side LPIPS' AlexNet trunk accepts (LPIPS.per_frame).
+LPIPS_MIN_SIDE = 31
+
+
+def usable_lpips(weights_path: str | None, height: int, width: int,
+                 device: str | torch.device = "cpu") -> LPIPS | None:
+    """``lpips_metric``, or None (with a warning) for frames too small for its AlexNet."""
+    metric = lpips_metric(weights_path, device)
+    if metric is not None and min(height, width) < LPIPS_MIN_SIDE:
+        import warnings
+
+        warnings.warn(f"frames of {width}x{height} are too small for LPIPS (at least {LPIPS_MIN_SIDE} px "
+                      "per side); lpips is left out (null)", stacklevel=3)
+        return None
+    return metric
+
+
+def video_quality(pred: Tensor, target: Tensor, lpips_weights: str | None = None) -> dict[str, float | None]:
+    """The figures every family reports for a reconstruction: pred, target [T,H,W,3] in [0, 1].
+
+    {"psnr", "ms_ssim", "lpips", "flip"}: means over frames; lpips is None without local
+    weights or for frames under LPIPS_MIN_SIDE, ms_ssim None for frames too small for it
+    (ms_ssim_win_size), psnr None when every frame is exact (strict JSON).
+    """
+    import math
+
+    pred = pred.clamp(0, 1)
+    value = psnr(pred, target)
+    lpips = usable_lpips(lpips_weights, pred.shape[1], pred.shape[2], pred.device)
+    try:
+        structure: float | None = ms_ssim(pred, target)
+    except ValueError:
+        structure = None
+    return {"psnr": value if math.isfinite(value) else None, "ms_ssim": structure,
+            "lpips": None if lpips is None else lpips(pred, target), "flip": flip(pred, target)}

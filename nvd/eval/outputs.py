@@ -21,8 +21,9 @@ from torch import Tensor
 from nvd.core.errors import InputError
 from nvd.core.layout import METRICS_NAME
 from nvd.core.publish import publishing
+from nvd.data.stores import open_store
 from nvd.data.video_io import write_video
-from nvd.train.loop import TrainResult
+from nvd.train.loop import TrainResult, read_log
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -49,6 +50,17 @@ def training_summary(training: TrainResult | Sequence[Mapping[str, float]]) -> t
         raise InputError("the training log has no rows: train the model before evaluating it")
     last = training[-1]
     return int(last["iteration"]), float(last["wall_time_s"])
+
+
+def training_log(model_path: str | os.PathLike) -> list[dict[str, float]]:
+    """The training log rows published beside a model (see nvd.train.loop.read_log)."""
+    return read_log(Path(model_path).parent)
+
+
+def video_fps(frames_store: str | os.PathLike, default: float = 25.0) -> float:
+    """Frame rate of the source video; ``default`` for frame folders, which have none."""
+    fps = open_store(frames_store, "frames").attrs.get("fps")
+    return float(fps) if fps else default
 
 
 def check_replaceable(out_dir: str | os.PathLike) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +58,43 @@ def describe_decomposition(folder: Path) -> str:
     return text
 
 
+def describe_nvp(folder: Path) -> str | None:
+    """NVP's quantised PSNR and bpp, None when the video has no NVP model."""
+    metrics = folder / EVAL_DIR / METRICS_NAME
+    if not metrics.is_file():
+        return "nvp trained, not evaluated" if (folder / MODEL_NAME).is_file() else None
+    m = json.loads(metrics.read_text())
+    psnr = f"{m['psnr']:.2f} dB" if m.get("psnr") is not None else "PSNR n/a"
+    return f"nvp {psnr} at {m['bpp']:.2f} bpp"
+
+
 def describe_models(layout: ResultsLayout, dataset: str, video: str) -> str:
-    """One cell: the per-video decomposition, or HyperNVD's finetuned vs scratch models."""
+    """One cell: the per-video decomposition or HyperNVD's finetuned vs scratch models, and NVP."""
     finetune, scratch = (Path(layout.run_dir(m, dataset, video)) for m in ("finetune", "scratch"))
+    decomposition = Path(layout.run_dir("decomposition", dataset, video))
+    cells = []
     if finetune.is_dir() or scratch.is_dir():
-        return f"finetune {describe_decomposition(finetune)}; scratch {describe_decomposition(scratch)}"
-    return describe_decomposition(Path(layout.run_dir("decomposition", dataset, video)))
+        cells.append(f"finetune {describe_decomposition(finetune)}; scratch {describe_decomposition(scratch)}")
+    elif decomposition.is_dir():
+        cells.append(describe_decomposition(decomposition))
+    nvp = describe_nvp(Path(layout.run_dir("nvp", dataset, video)))
+    if nvp is not None:
+        cells.append(nvp)
+    return "; ".join(cells) or "-"
 
 
-def format_summary(layout: ResultsLayout, videos: Iterable[VideoSource], verify: bool = False) -> str:
+def format_summary(layout: ResultsLayout, videos: Iterable[VideoSource], verify: bool = False,
+                   stages: Callable[[str], tuple[str, ...]] | None = None) -> str:
     """Table of every video's stores in ``layout`` with their key figures, and the HyperNVD
     tables when they exist. With ``verify`` every store's chunks are checked against their
-    checksums (``nvd verify``)."""
-    rows = [("dataset", "video", *DATA_STAGES, "decomposition")]
+    checksums (``nvd verify``). ``stages(dataset)``: the stores a dataset computes (others
+    show "-"); default every data stage."""
+    rows = [("dataset", "video", *DATA_STAGES, "models")]
     for v in videos:
+        needed = stages(v.dataset) if stages is not None else DATA_STAGES
         rows.append((v.dataset, v.name,
-                     *(describe_store(Path(layout.store(s, v.dataset, v.name)), s, verify) for s in DATA_STAGES),
+                     *(describe_store(Path(layout.store(s, v.dataset, v.name)), s, verify) if s in needed else "-"
+                       for s in DATA_STAGES),
                      describe_models(layout, v.dataset, v.name)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

@@ -4,15 +4,44 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from nvd.core.layout import METRICS_NAME
 
 
 def nanmean(values: Sequence[float]) -> float:
     """Mean of the non-NaN values, NaN (without numpy's warning) if there are none."""
     kept = [float(v) for v in values if not math.isnan(v)]
     return sum(kept) / len(kept) if kept else math.nan
+
+
+def read_metrics(eval_dir: str | os.PathLike) -> dict[str, Any]:
+    """The metrics.json of an evaluation folder (nvd.eval.outputs writes it)."""
+    return json.loads((Path(eval_dir) / METRICS_NAME).read_text())
+
+
+def as_number(value: Any) -> float:
+    """A figure read from metrics.json: None (not measured) becomes NaN."""
+    return math.nan if value is None else float(value)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population std of the non-NaN values (NaN, NaN when there are none)."""
+    kept = [float(v) for v in values if not math.isnan(v)]
+    if not kept:
+        return math.nan, math.nan
+    mean = sum(kept) / len(kept)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in kept) / len(kept))
+
+
+def plus_minus(mean: float, std: float, digits: int) -> str:
+    """"mean ± std" with ``digits`` decimals, n/a for a missing figure."""
+    return "n/a" if math.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _csv_cell(value: Any) -> Any:

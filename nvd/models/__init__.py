@@ -23,4 +23,22 @@ METHODS: dict[str, Method] = {
     "decomposition": Method("hashing_nvd", "decomposition"),  # per-video Hashing-NVD
     "finetune": Method("hypernvd", "finetune"),  # finetuned from the hypernetwork's output
     "scratch": Method("hypernvd", "finetune"),  # the baseline: the finetune settings, random start
+    "nvp": Method("nvp", "nvp"),  # NVP on the whole video
+    "nvp_superres": Method("nvp", "nvp"),  # NVP on a downsampled copy, rendered at full size
+    "nvp_interpolate": Method("nvp", "nvp"),  # NVP on every factor-th frame, rendered in between
 }
+# The NeRV family's six models (nvd.models.nerv.config.MODEL_PRESETS), each with a folder per
+# task: regression (the model's name), inpainting and interpolation.
+NERV_MODELS = ("nerv", "nerv_boost", "enerv", "enerv_boost", "hnerv", "hnerv_boost")
+NERV_TASKS = {"regression": "", "inpaint": "_inpaint", "interpolate": "_interpolate"}
+METHODS.update({f"{model}{suffix}": Method("nerv", "nerv") for model in NERV_MODELS for suffix in NERV_TASKS.values()})
+
+
+def nerv_method(model: str, task: str) -> str:
+    """The model folder of a NeRV-family model trained for ``task`` (a key of NERV_TASKS)."""
+    return f"{model}{NERV_TASKS[task]}"
+
+
+def family_methods(*families: str) -> tuple[str, ...]:
+    """The model folders written by ``families``."""
+    return tuple(name for name, method in METHODS.items() if method.family in families)

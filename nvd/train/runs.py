@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from nvd.core.layout import model_log
 from nvd.core.publish import publish_copy
+from nvd.data.stores import content_fingerprint
 from nvd.train.loop import CHECKPOINT_NAME, LOG_NAME, CheckpointError, TrainResult
 
 log = logging.getLogger("nvd")
@@ -40,3 +41,10 @@ def train_and_publish(attempt: Callable[[], TrainResult], work_dir: str | Path, 
     publish_copy(work_dir / CHECKPOINT_NAME, model_path)
     publish_copy(work_dir / LOG_NAME, model_log(model_path))
     return result
+
+
+def input_fingerprints(stores: Mapping[str, str | Path]) -> dict[str, str]:
+    """{stage: content fingerprint} of a run's input stores (``stage`` names the store kind:
+    frames, flow, masks, embedding), as each recorded it when written (nvd.data.verify). A
+    run identity holding them resumes a checkpoint only on exactly the data it trained on."""
+    return {stage: content_fingerprint(path, stage) for stage, path in sorted(stores.items())}

@@ -19,10 +19,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from nvd.core.errors import ConfigError, InputError
-from nvd.eval.outputs import write_clip
+from nvd.eval.outputs import video_fps, write_clip
 from nvd.models.hashing_nvd.objective import DecompositionTask
 from nvd.models.hashing_nvd.render import render_edit, render_video
-from nvd.models.hashing_nvd.run import load_decomposition, video_fps
+from nvd.models.hashing_nvd.run import load_decomposition
 
 EDIT_MODES = ("add", "replace")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +33,22 @@ from PIL import Image
 from torch import Tensor
 
 from nvd.core.errors import InputError
-from nvd.eval.metrics import lpips_metric, psnr_per_frame, ssim
-from nvd.eval.outputs import check_replaceable, finite, publish_evaluation, training_summary, write_clip
+from nvd.eval.metrics import psnr_per_frame, ssim, usable_lpips
+from nvd.eval.outputs import (
+    check_replaceable,
+    finite,
+    publish_evaluation,
+    training_log,
+    training_summary,
+    video_fps,
+    write_clip,
+)
 from nvd.models.hashing_nvd.atlas import checkerboard
 from nvd.models.hashing_nvd.objective import DecompositionTask
 from nvd.models.hashing_nvd.render import atlas_images, render_edit, render_video
-from nvd.models.hashing_nvd.run import load_decomposition, load_truth, training_log, video_fps
+from nvd.models.hashing_nvd.run import load_decomposition, load_truth
 from nvd.train.loop import TrainResult
 
-# The smallest frame side LPIPS' AlexNet trunk accepts (nvd.eval.metrics.LPIPS.per_frame).
-_LPIPS_MIN_SIDE = 31
 # Overlay colours of the objects in comparison.mp4 (cycled when there are more objects).
 _OBJECT_COLOURS = (
     (1.0, 0.15, 0.15), (0.15, 1.0, 0.15), (0.2, 0.4, 1.0), (1.0, 0.9, 0.1), (1.0, 0.2, 1.0), (0.1, 1.0, 1.0),
@@ -187,11 +192,7 @@ def _metrics(task: DecompositionTask, rendered: Mapping[str, Tensor], frames: Te
     rec_no_residual = rendered["rgb_no_residual"].clamp(0, 1)
     per_frame = psnr_per_frame(rec, frames)
     per_frame_no_residual = psnr_per_frame(rec_no_residual, frames)
-    lpips = lpips_metric(lpips_weights, task.video.frames.device)
-    if lpips is not None and min(frames.shape[1:3]) < _LPIPS_MIN_SIDE:
-        warnings.warn(f"frames of {frames.shape[2]}x{frames.shape[1]} are too small for LPIPS (at least "
-                      f"{_LPIPS_MIN_SIDE} px per side); lpips is left out (null)", stacklevel=3)
-        lpips = None
+    lpips = usable_lpips(lpips_weights, frames.shape[1], frames.shape[2], task.video.frames.device)
     return {
         "psnr": finite(per_frame.mean().item()),
         "psnr_no_residual": finite(per_frame_no_residual.mean().item()),

@@ -21,10 +21,10 @@ from nvd.core.devices import resolve_device
 from nvd.core.errors import InputError
 from nvd.core.versioning import code_version
 from nvd.data.loader import load_video
-from nvd.data.stores import content_fingerprint, open_store
+from nvd.data.stores import open_store
 from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
-from nvd.train.loop import TrainResult, load_modules, read_checkpoint, read_log, seed_everything, train
-from nvd.train.runs import train_and_publish
+from nvd.train.loop import TrainResult, load_modules, read_checkpoint, seed_everything, train
+from nvd.train.runs import input_fingerprints, train_and_publish
 
 log = logging.getLogger("nvd")
 
@@ -46,12 +46,6 @@ def video_identity(frames_store: str | Path, masks_store: str | Path) -> dict[st
         "shape": list(frames["frames"].shape),
         "objects": list(masks.attrs.get("objects", [])),
     }
-
-
-def input_fingerprints(stores: Mapping[str, str | Path]) -> dict[str, str]:
-    """{stage: content fingerprint} of a run's input stores (``stage`` names the store kind:
-    frames, flow, masks, embedding), as each recorded it when written (nvd.data.verify)."""
-    return {stage: content_fingerprint(path, stage) for stage, path in sorted(stores.items())}
 
 
 def run_identity(cfg: DecompositionTrainConfig, frames_store: str | Path, flow_store: str | Path,
@@ -119,17 +113,6 @@ def decompose_video(stores: Mapping[str, str | Path], sections: Mapping[str, Any
     cfg = section(DecompositionTrainConfig, sections.get("decomposition"), "decomposition")
     return train_decomposition(stores["frames"], stores["flow"], stores["masks"], work_dir, model_path, cfg,
                                restart_on_mismatch=True)
-
-
-def training_log(model_path: str | Path) -> list[dict[str, float]]:
-    """The training log rows of a model (see nvd.train.loop.read_log)."""
-    return read_log(Path(model_path).parent)
-
-
-def video_fps(frames_store: str | Path, default: float = 25.0) -> float:
-    """Frame rate of the source video; ``default`` for frame folders, which have none."""
-    fps = open_store(frames_store, "frames").attrs.get("fps")
-    return float(fps) if fps else default
 
 
 def load_truth(path: str | Path, frames_store: str | Path) -> dict[str, Any]:

@@ -43,11 +43,11 @@ from nvd.eval.metrics import psnr_per_frame
 from nvd.models.hashing_nvd.model import DecompositionConfig, LayeredDecomposition
 from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTrainConfig
 from nvd.models.hashing_nvd.render import render_video
-from nvd.models.hashing_nvd.run import input_fingerprints, train_decomposition, video_identity
+from nvd.models.hashing_nvd.run import train_decomposition, video_identity
 from nvd.models.hypernvd.model import HyperNetwork, parameter_count
 from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig, ScratchConfig, finetune_defaults
 from nvd.train.loop import CheckpointError, TrainResult, load_modules, read_checkpoint, seed_everything, train
-from nvd.train.runs import train_and_publish
+from nvd.train.runs import input_fingerprints, train_and_publish
 
 log = logging.getLogger("nvd")
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from nvd.core.config import section
 from nvd.core.errors import ConfigError
+from nvd.train.config import TrainConfig
 
 # Number of 2-D planes in the keyframe latent: (row, col), (t, row), (t, col).
 N_PLANES = 3
@@ -36,6 +40,9 @@ class NVPConfig:
     hidden_omega: float = 1.0  # w0 of the other sine layers (and the head's init)
     init_scale: float = 1e-4  # sparse grid ~ U(-init_scale, init_scale)
     plane_init_scale: float = 1e-4  # keyframe planes ~ U(-s, s), tiny-cuda-nn's grid default
+    # No plane axis finer than the video's samples along it (frames, rows, cols; grids.py):
+    # vertices between samples are never trained. False: the paper's square levels.
+    cap_to_video: bool = True
 
     def __post_init__(self) -> None:
         positive = ("levels", "features", "sparse_size", "siren_width", "siren_layers")
@@ -85,3 +92,65 @@ def nvp_config(size: str | None = None, **overrides: object) -> NVPConfig:
     if unknown:
         raise ConfigError(f"nvp: unknown setting(s) {unknown}, expected some of {sorted(known)}")
     return dataclasses.replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class NVPTrainConfig:
+    """NVP training (config section ``nvp``; defaults: the paper's NVP-S recipe).
+
+    ``size`` names the model's base (NVP_SIZES); keys under ``model`` override it one by one
+    (``nvp_train_config``). ``budgets``: step counts at which the run keeps a snapshot of its
+    model for the encoding-time table; the last step (train.iterations) is always one. The
+    snapshots belong to one run whose cosine schedule spans train.iterations, so a budget's
+    figures are those of that run at that step, not of a run scheduled for the budget.
+    """
+
+    size: str | None = "S"
+    model: NVPConfig = NVPConfig()
+    batch_size: int = 1_245_184  # (t, pixel) samples per step
+    lr: float = 1e-2  # AdamW, cosine from lr to lr_min over train.iterations
+    lr_min: float = 1e-5
+    weight_decay: float = 1e-3
+    budgets: tuple[int, ...] = ()
+    train: TrainConfig = TrainConfig(iterations=100_000, checkpoint_every=5_000, log_every=5_000)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"nvp.batch_size must be >= 1, got {self.batch_size}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ConfigError(f"nvp: need 0 < lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"nvp.weight_decay must be >= 0, got {self.weight_decay}")
+        bad = [b for b in self.budgets if not 1 <= b <= self.train.iterations]
+        if bad:
+            raise ConfigError(f"nvp.budgets must lie in 1..train.iterations ({self.train.iterations}), got {bad}")
+
+    @property
+    def snapshot_steps(self) -> tuple[int, ...]:
+        """The budgets, sorted, with the final step."""
+        return tuple(sorted({*self.budgets, self.train.iterations}))
+
+
+@dataclass(frozen=True)
+class ResamplingConfig:
+    """Super-resolution or frame interpolation by ``factor`` (sections ``nvp_superres`` and
+    ``nvp_interpolate``): train on the video with every factor-th pixel per axis, or every
+    factor-th frame, kept, then render the rest and score it against the held-out original."""
+
+    factor: int = 2
+    iterations: int | None = None  # training steps; None: nvp.train.iterations
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.factor, int) or self.factor < 2:
+            raise ConfigError(f"nvp resampling factor must be an integer >= 2, got {self.factor!r}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError(f"nvp resampling iterations must be >= 1, got {self.iterations}")
+
+
+def nvp_train_config(values: Mapping[str, Any] | None, name: str = "nvp") -> NVPTrainConfig:
+    """The ``nvp`` section as written -> NVPTrainConfig: the named size's model with the
+    ``model`` keys on top, the other keys on top of the defaults."""
+    values = dict(values or {})
+    size = values.get("size", NVPTrainConfig.size)
+    base = NVPTrainConfig(size=size, model=nvp_config(size))
+    return section(NVPTrainConfig, values, name, base=base)

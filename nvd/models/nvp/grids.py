@@ -4,19 +4,23 @@ Coordinates are (t, row, col) in [0, 1] (clamped), t = linspace(0, 1, T), row an
 over the pixel grid.
 
 MultiResPlanes: three 2-D planes over (row, col), (t, row), (t, col), each with L levels of
-``side_l x side_l`` vertices (config.py's level_sides) and F features per vertex, bilinearly
-interpolated with "align corners": vertex ``i`` of a level sits at ``i / (side_l - 1)``. For an
-input ``x`` the position is ``p = x * (side_l - 1)``, the cell ``c = min(floor(p), side_l - 2)``
+``side_l`` vertices per axis (config.py's level_sides) and F features per vertex, bilinearly
+interpolated with "align corners": vertex ``i`` of an axis of n vertices sits at ``i / (n - 1)``.
+For an input ``x`` the position is ``p = x * (n - 1)``, the cell ``c = min(floor(p), n - 2)``
 and the fraction ``f = p - c`` (``f = 1`` on the far edge ``x = 1``); that equals
-``grid_sample(..., mode="bilinear", align_corners=True)`` on the level image.
+``grid_sample(..., mode="bilinear", align_corners=True)`` on the level image. With ``limits``
+(T, H, W) an axis has at most as many vertices as the video has samples along it
+(``plane_shapes``): a finer axis puts vertices between the frames or pixels, where no sample
+trains them, and they would only show when rendering between samples (super-resolution,
+interpolation), as the untrained initial values. The paper's layout is square (no limits).
 
-Storage: one parameter ``table`` [3, P, F] holds every level of every plane, P = sum of
-side_l**2; level l of plane k is rows ``offsets[l] .. offsets[l] + side_l**2`` of ``table[k]``,
-row-major (vertex (i, j) at ``i * side_l + j``; i on the plane's first axis), so a level
-reshapes to an [F, side, side] image without copying (``level``). The lookup is one
-``embedding_bag`` over all 3 x L (plane, level) bags of 4 corners per point: no Python loop over
-levels. A padded [L, F, Smax, Smax] tensor per plane and one grid_sample would also be one op,
-but at the default sizes it holds 16 * 1443**2 = 33.3M cells per plane for 4.6M real ones, and
+Storage: one parameter ``table`` [P, F] holds every level of every plane, P the sum of their
+rows x cols; level l of plane k is rows ``offsets[k][l] ..`` of it, row-major (vertex (i, j)
+at ``i * cols + j``; i on the plane's first axis), so a level reshapes to an [F, rows, cols]
+image without copying (``level``). The lookup is one weighted gather (``weighted_gather``) of
+the 4 corners of all 3 x L (plane, level) cells per point: no Python loop over levels. A
+padded [L, F, Smax, Smax] tensor per plane and one grid_sample would also be one op, but at
+the default sizes it holds 16 * 1443**2 = 33.3M cells per plane for 4.6M real ones, and
 parameters, gradients and both AdamW moments would all pay that 7x.
 
 Output order: [N, 3 * L * F], plane-major (rc, tr, tc), then level, then feature.
@@ -52,69 +56,113 @@ def _position_dtype(coords: Tensor) -> torch.dtype:
     return torch.promote_types(coords.dtype, torch.float32)
 
 
+def plane_shapes(sides: Sequence[int], limits: Sequence[int] | None = None) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """(rows, cols) of every level of every plane: side x side, or with ``limits`` (T, H, W)
+    each axis capped at the samples the video has along it (at least 2)."""
+    def axis(side: int, coordinate: int) -> int:
+        return side if limits is None else min(side, max(int(limits[coordinate]), 2))
+
+    return tuple(tuple((axis(side, a), axis(side, b)) for side in sides) for a, b in PLANE_AXES)
+
+
 class MultiResPlanes(nn.Module):
     """Three multi-resolution dense 2-D planes: coords [N, 3] -> features [N, 3 * L * F].
 
-    ``sides``: vertices per axis of each level (each >= 2). ``table`` [3, P, F] is the only
-    learnable tensor; the per-level constants are non-persistent buffers.
+    ``sides``: vertices per axis of each level (each >= 2); ``limits``: (T, H, W) caps per
+    coordinate axis (module docstring). ``table`` [P, F] is the only learnable tensor; the
+    per-level constants are non-persistent buffers.
     """
 
-    def __init__(self, sides: Sequence[int], features: int, init_scale: float = 1e-4) -> None:
+    def __init__(self, sides: Sequence[int], features: int, init_scale: float = 1e-4,
+                 limits: Sequence[int] | None = None) -> None:
         super().__init__()
         if not sides or min(sides) < 2:
             raise ValueError(f"nvp: every level needs a side >= 2, got {tuple(sides)}")
         self.sides = tuple(int(s) for s in sides)
         self.features = features
         self.output_dim = N_PLANES * len(self.sides) * features
+        self.shapes = plane_shapes(self.sides, limits)
         offsets, total = [], 0
-        for side in self.sides:
-            offsets.append(total)
-            total += side * side
-        self.offsets = tuple(offsets)
-        self.rows_per_plane = total
-        if N_PLANES * total >= 2**31:  # indices are int32
-            raise ValueError(f"nvp: {N_PLANES * total} plane rows do not fit int32 indices")
-        self.register_buffer("side_t", torch.tensor(self.sides, dtype=torch.int64), persistent=False)
-        # First row of (plane k, level l) in the flattened [3 * P, F] table: [3, L].
-        starts = torch.tensor(offsets, dtype=torch.int64)[None, :] + torch.arange(N_PLANES)[:, None] * total
-        self.register_buffer("start_t", starts, persistent=False)
+        for plane in self.shapes:
+            offsets.append([])
+            for rows, cols in plane:
+                offsets[-1].append(total)
+                total += rows * cols
+        self.offsets = tuple(tuple(o) for o in offsets)
+        if total >= 2**31:  # indices are int32
+            raise ValueError(f"nvp: {total} plane rows do not fit int32 indices")
+        self.register_buffer("dims_t", torch.tensor(self.shapes, dtype=torch.int64), persistent=False)  # [3, L, 2]
+        # First row of (plane k, level l) in the flat [P, F] table: [3, L].
+        self.register_buffer("start_t", torch.tensor(self.offsets, dtype=torch.int64), persistent=False)
         self.register_buffer("axes_t", torch.tensor(PLANE_AXES, dtype=torch.int64), persistent=False)
-        self.table = nn.Parameter(torch.empty(N_PLANES, total, features))
+        self.table = nn.Parameter(torch.empty(total, features))
         with torch.no_grad():
             self.table.uniform_(-init_scale, init_scale)
 
     @staticmethod
-    def parameter_count_for(sides: Sequence[int], features: int) -> int:
-        """Elements of ``table`` for these sides, without allocating it."""
-        return N_PLANES * sum(int(s) ** 2 for s in sides) * features
+    def parameter_count_for(sides: Sequence[int], features: int, limits: Sequence[int] | None = None) -> int:
+        """Elements of ``table`` for these sides (and limits), without allocating it."""
+        return sum(rows * cols for plane in plane_shapes(sides, limits) for rows, cols in plane) * features
 
     def level(self, plane: int, level: int) -> Tensor:
-        """Level ``level`` of plane ``plane`` as an image view [F, side, side] (rows: first axis)."""
-        side, start = self.sides[level], self.offsets[level]
-        return self.table[plane, start:start + side * side].view(side, side, self.features).permute(2, 0, 1)
+        """Level ``level`` of plane ``plane`` as an image view [F, rows, cols] (rows: the
+        plane's first axis)."""
+        (rows, cols), start = self.shapes[plane][level], self.offsets[plane][level]
+        return self.table[start:start + rows * cols].view(rows, cols, self.features).permute(2, 0, 1)
 
     def forward(self, coords: Tensor) -> Tensor:
         """coords [N, 3] (t, row, col) in [0, 1] -> [N, 3 * L * F] in the table's dtype."""
         _check_coords(coords)
         n_points = coords.shape[0]
         x = coords.clamp(0.0, 1.0).to(_position_dtype(coords))[:, self.axes_t]  # [N, 3, 2]
-        side = self.side_t.to(x.dtype)[None, None, :, None]  # [1, 1, L, 1]
-        pos = x[:, :, None, :] * (side - 1)  # [N, 3, L, 2]
-        cell = torch.minimum(pos.floor(), side - 2)  # x = 1 falls in the last cell, with f = 1
+        dims = self.dims_t.to(x.dtype)[None]  # [1, 3, L, 2]
+        pos = x[:, :, None, :] * (dims - 1)  # [N, 3, L, 2]
+        cell = torch.minimum(pos.floor(), dims - 2)  # x = 1 falls in the last cell, with f = 1
         frac = (pos - cell).to(self.table.dtype)
         cell = cell.to(torch.int64)
-        side_i = self.side_t[None, None, :]  # [1, 1, L]
-        base = self.start_t[None] + cell[..., 0] * side_i + cell[..., 1]  # [N, 3, L]
+        cols = self.dims_t[None, :, :, 1]  # [1, 3, L]
+        base = self.start_t[None] + cell[..., 0] * cols + cell[..., 1]  # [N, 3, L]
         # Corners (i, j), (i, j+1), (i+1, j), (i+1, j+1): [N, 3, L, 4].
-        steps = torch.stack((torch.zeros_like(side_i), torch.ones_like(side_i), side_i, side_i + 1), dim=-1)
+        steps = torch.stack((torch.zeros_like(cols), torch.ones_like(cols), cols, cols + 1), dim=-1)
         rows = (base[..., None] + steps).to(torch.int32)
         fi, fj = frac[..., 0, None], frac[..., 1, None]  # [N, 3, L, 1]
         wi = torch.cat((1 - fi, 1 - fi, fi, fi), dim=-1)
         wj = torch.cat((1 - fj, fj, 1 - fj, fj), dim=-1)
         weights = wi * wj  # [N, 3, L, 4]
-        out = F.embedding_bag(rows.view(-1, 4), self.table.view(-1, self.features), mode="sum",
-                              per_sample_weights=weights.reshape(-1, 4))
+        out = weighted_gather(self.table.view(-1, self.features), rows.view(-1, 4), weights.view(-1, 4))
         return out.view(n_points, self.output_dim)
+
+
+class _WeightedGather(torch.autograd.Function):
+    """out[b] = sum_k weights[b, k] * table[rows[b, k]]; gradients for table and weights.
+
+    The table's gradient is one index_add_ of the weighted output gradients: on the CPU three
+    times faster than embedding_bag's backward (which sorts the indices), and as fast on CUDA.
+    """
+
+    @staticmethod
+    def forward(ctx, table: Tensor, rows: Tensor, weights: Tensor) -> Tensor:  # type: ignore[override]
+        flat = rows.reshape(-1).to(torch.int64)
+        corners = table.index_select(0, flat).view(*rows.shape, table.shape[1])  # [B, K, F]
+        ctx.save_for_backward(flat, weights, corners if weights.requires_grad else flat)
+        ctx.table_shape = table.shape
+        return torch.einsum("bk,bkf->bf", weights, corners)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:  # type: ignore[override]
+        flat, weights, corners = ctx.saved_tensors
+        grad_table = grad_weights = None
+        if ctx.needs_input_grad[0]:
+            contrib = (weights[:, :, None] * grad[:, None, :]).reshape(-1, grad.shape[1])
+            grad_table = grad.new_zeros(ctx.table_shape).index_add_(0, flat, contrib)
+        if ctx.needs_input_grad[2]:
+            grad_weights = torch.einsum("bf,bkf->bk", grad, corners)
+        return grad_table, None, grad_weights
+
+
+def weighted_gather(table: Tensor, rows: Tensor, weights: Tensor) -> Tensor:
+    """table [P, F], rows [B, K] (int), weights [B, K] -> [B, F]: the weighted sum of K rows."""
+    return _WeightedGather.apply(table, rows, weights)
 
 
 def nearest_index(x: Tensor, size: int) -> Tensor:
@@ -156,10 +204,21 @@ class SparseGrid(nn.Module):
         cols = (c[:, None] + self.offsets_t).clamp_(0, self.size - 1)
         return t, rows[:, :, None].expand(-1, 3, 3).reshape(-1, 9), cols[:, None, :].expand(-1, 3, 3).reshape(-1, 9)
 
-    def forward(self, coords: Tensor) -> Tensor:
-        """coords [N, 3] (t, row, col) in [0, 1] -> [N, 9 * F] in the grid's dtype."""
-        t, rows, cols = self.neighbour_indices(coords)
+    def _gather(self, t: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         flat = (t[:, None] * self.size + rows) * self.size + cols  # [N, 9]
         # F.embedding's backward is a sparse-style index_add: cheap for a 54M-row grid.
-        out = F.embedding(flat, self.grid.view(-1, self.features))  # [N, 9, F]
-        return out.reshape(coords.shape[0], self.output_dim)
+        return F.embedding(flat, self.grid.view(-1, self.features)).reshape(t.shape[0], self.output_dim)
+
+    def forward(self, coords: Tensor, blend_time: bool = False) -> Tensor:
+        """coords [N, 3] (t, row, col) in [0, 1] -> [N, 9 * F] in the grid's dtype.
+
+        ``blend_time``: instead of the nearest slice in time, blend the two slices around t
+        linearly (frame interpolation); at a trained frame's t it equals the nearest lookup.
+        """
+        t, rows, cols = self.neighbour_indices(coords)
+        if not blend_time or self.num_frames == 1:
+            return self._gather(t, rows, cols)
+        pos = coords[:, 0].clamp(0.0, 1.0).to(_position_dtype(coords)) * (self.num_frames - 1)
+        before = pos.floor().to(torch.int64).clamp_(0, self.num_frames - 2)
+        weight = (pos - before).to(self.grid.dtype)[:, None]
+        return (1 - weight) * self._gather(before, rows, cols) + weight * self._gather(before + 1, rows, cols)

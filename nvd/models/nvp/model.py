@@ -81,12 +81,18 @@ class ModulatedSiren(nn.Module):
         return self.head(h)
 
 
+def plane_limits(num_frames: int, height: int, width: int, cfg: NVPConfig) -> tuple[int, int, int] | None:
+    """The (T, H, W) caps of the plane axes, None for the paper's square levels."""
+    return (num_frames, height, width) if cfg.cap_to_video else None
+
+
 class NVP(nn.Module):
     """NVP for a video of ``num_frames`` frames of ``height`` x ``width`` pixels.
 
-    The parameter count depends on num_frames and cfg only: the grids have fixed sides
-    whatever the frame size (height and width only set the pixel grid that render_frame
-    queries by default).
+    The parameter count depends on the video's size and cfg: with cfg.cap_to_video no plane
+    axis has more vertices than the video has frames, rows or columns (grids.py); without it
+    only num_frames matters (the sparse grid's time axis). height and width also set the pixel
+    grid that render_frame queries by default.
     """
 
     def __init__(self, num_frames: int, height: int, width: int, cfg: NVPConfig = NVPConfig()) -> None:
@@ -94,37 +100,40 @@ class NVP(nn.Module):
         if num_frames < 1 or height < 1 or width < 1:
             raise ValueError(f"nvp: video size must be >= 1, got {num_frames} x {height} x {width}")
         self.num_frames, self.height, self.width, self.cfg = num_frames, height, width, cfg
-        self.planes = MultiResPlanes(cfg.level_sides, cfg.features, cfg.plane_init_scale)
+        self.planes = MultiResPlanes(cfg.level_sides, cfg.features, cfg.plane_init_scale,
+                                     plane_limits(num_frames, height, width, cfg))
         self.sparse = SparseGrid(num_frames, cfg.sparse_size, cfg.features, cfg.init_scale)
         self.latent_dim = self.planes.output_dim + self.sparse.output_dim
         assert self.latent_dim == cfg.latent_dim
         self.decoder = ModulatedSiren(self.latent_dim, cfg)
 
     @staticmethod
-    def parameter_groups_for(num_frames: int, cfg: NVPConfig) -> dict[str, int]:
+    def parameter_groups_for(num_frames: int, height: int, width: int, cfg: NVPConfig) -> dict[str, int]:
         """Parameter counts of the planes, the sparse grid and the decoder, without allocating."""
+        limits = plane_limits(num_frames, height, width, cfg)
         return {
-            "planes": MultiResPlanes.parameter_count_for(cfg.level_sides, cfg.features),
+            "planes": MultiResPlanes.parameter_count_for(cfg.level_sides, cfg.features, limits),
             "sparse": SparseGrid.parameter_count_for(num_frames, cfg.sparse_size, cfg.features),
             "decoder": ModulatedSiren.parameter_count_for(cfg.latent_dim, cfg),
         }
 
     @staticmethod
-    def parameter_count_for(num_frames: int, cfg: NVPConfig) -> int:
-        """Total parameters of NVP(num_frames, ..., cfg), without allocating."""
-        return sum(NVP.parameter_groups_for(num_frames, cfg).values())
+    def parameter_count_for(num_frames: int, height: int, width: int, cfg: NVPConfig) -> int:
+        """Total parameters of NVP(num_frames, height, width, cfg), without allocating."""
+        return sum(NVP.parameter_groups_for(num_frames, height, width, cfg).values())
 
     def parameter_count(self) -> int:
         """Total elements of this model's parameters."""
         return sum(p.numel() for p in self.parameters())
 
-    def latent(self, coords: Tensor) -> Tensor:
-        """coords [N, 3] (t, row, col) in [0, 1] -> z [N, latent_dim] (planes, then sparse)."""
-        return torch.cat((self.planes(coords), self.sparse(coords)), dim=-1)
+    def latent(self, coords: Tensor, blend_time: bool = False) -> Tensor:
+        """coords [N, 3] (t, row, col) in [0, 1] -> z [N, latent_dim] (planes, then sparse).
+        ``blend_time``: see SparseGrid.forward (the planes interpolate in t anyway)."""
+        return torch.cat((self.planes(coords), self.sparse(coords, blend_time)), dim=-1)
 
-    def forward(self, coords: Tensor) -> Tensor:
+    def forward(self, coords: Tensor, blend_time: bool = False) -> Tensor:
         """coords [N, 3] (t, row, col) in [0, 1] -> RGB [N, 3], trained towards [-1, 1]."""
-        return self.decoder(coords[:, :1].to(self.planes.table.dtype), self.latent(coords))
+        return self.decoder(coords[:, :1].to(self.planes.table.dtype), self.latent(coords, blend_time))
 
     def frame_time(self, t_index: int) -> float:
         """The time coordinate of frame t_index: linspace(0, 1, T)[t_index] (0 for T = 1)."""
@@ -149,8 +158,26 @@ class NVP(nn.Module):
         height/width default to the video's; larger ones query a denser grid over the same
         [0, 1] square (super-resolution). Queried in chunks of ``chunk`` points.
         """
+        return self.render_time(self.frame_time(t_index), height, width, chunk=chunk)
+
+    @torch.no_grad()
+    def render_time(self, t: float, height: int | None = None, width: int | None = None, *,
+                    blend_time: bool = False, chunk: int = 1 << 16) -> Tensor:
+        """The frame at time ``t`` in [0, 1] as RGB [H, W, 3] in [0, 1]; a t between two
+        trained frames with ``blend_time`` is frame interpolation (SparseGrid.forward)."""
         height = self.height if height is None else height
         width = self.width if width is None else width
-        coords = self.pixel_coords(self.frame_time(t_index), height, width)
-        out = torch.cat([self(part) for part in coords.split(chunk)])
-        return ((out + 1) * 0.5).clamp_(0, 1).view(height, width, OUT_CHANNELS)
+        device, dtype = self.planes.table.device, self.planes.table.dtype
+        rows = torch.linspace(0, 1, height, device=device, dtype=dtype)
+        cols = torch.linspace(0, 1, width, device=device, dtype=dtype)
+        return self.render_grid(t, rows, cols, blend_time=blend_time, chunk=chunk)
+
+    @torch.no_grad()
+    def render_grid(self, t: float, rows: Tensor, cols: Tensor, *, blend_time: bool = False,
+                    chunk: int = 1 << 16) -> Tensor:
+        """RGB [len(rows), len(cols), 3] in [0, 1] at time t on the grid rows x cols
+        (coordinates, [R] and [C]; outside [0, 1] they clamp to the border)."""
+        grid_r, grid_c = torch.meshgrid(rows, cols, indexing="ij")
+        coords = torch.stack((torch.full_like(grid_r, t), grid_r, grid_c), dim=-1).view(-1, 3)
+        out = torch.cat([self(part, blend_time) for part in coords.split(chunk)])
+        return ((out + 1) * 0.5).clamp_(0, 1).view(rows.numel(), cols.numel(), OUT_CHANNELS)
