@@ -6,8 +6,8 @@
 A step is what the shared loop does each iteration with nvd.models.nvp.objective.NVPTask:
 zero_grad, sampling a batch of (t, pixel) samples, forward, MSE, backward and the fused AdamW
 step over every parameter, on the paper's NVP-S (16 levels, base 16, scale 1.35, F=2, a
-[T, 300, 300, 2] sparse grid, 3 x 128 modulated SIREN) and a T-frame 320x180 clip of random
-pixels (the content does not change the work). Each batch size runs in fresh subprocesses:
+[T, 300, 300, 2] sparse grid, 3 x 128 modulated SIREN, square levels as in the paper) and a
+T-frame 320x180 clip of random pixels (the content does not change the work). Each batch size runs in fresh subprocesses:
 one times steps after two warm-up steps, one measures the peak memory of one step
 (bench.hashgrid's method: peak RSS on CPU, max_memory_allocated on CUDA). ``--profile``
 prints the torch profiler's top operators of three steps at the first batch size.
@@ -34,7 +34,8 @@ def make_task(frames: int, batch: int, device: str):
 
     torch.manual_seed(0)
     video = torch.randint(0, 256, (frames, 180, 320, 3), dtype=torch.uint8, device=device)
-    cfg = nvp_train_config({"size": "S", "batch_size": batch, "train": {"iterations": 100_000, "device": device}})
+    cfg = nvp_train_config({"size": "S", "model": {"cap_to_video": False}, "batch_size": batch,
+                            "train": {"iterations": 100_000, "device": device}})
     return NVPTask(video, cfg), torch.Generator(device=device).manual_seed(0)
 
 
