@@ -23,7 +23,8 @@ import json
 import statistics
 import subprocess
 import sys
-import time
+
+from bench.common import task_step, time_steps
 
 PAIRS = (("nerv", "nerv_boost"), ("enerv", "enerv_boost"), ("hnerv", "hnerv_boost"))
 
@@ -43,26 +44,7 @@ def run_case(model: str, loss: str | None, args: argparse.Namespace, device: str
     cfg = nerv_train_config({"model_size": args.size, "epochs": 300, "loss": loss, "train": {"device": device}},
                             model=model)
     task = NeRVTask(video, cfg)
-    optimizer, generator = task.optimizer(), torch.Generator(device=device)
-    iteration = 0
-
-    def step() -> None:
-        nonlocal iteration
-        iteration += 1
-        optimizer.zero_grad(set_to_none=True)
-        loss, _ = task.step_loss(iteration, generator)
-        loss.backward()
-        optimizer.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = time_steps(task_step(task, device), args.steps)
     return {"parameters": task.parameter_count, "median_s": statistics.median(times), "best_s": min(times),
             "loss": task.loss_name, "strides": list(task.model.layout.strides),
             "blocks": list(task.model.layout.blocks)}

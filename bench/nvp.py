@@ -21,8 +21,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
+from bench.common import task_step, time_steps
 from bench.hashgrid import peak_memory, start_peak_memory
 
 
@@ -46,19 +46,7 @@ def run_case(frames: int, batch: int, device: str, steps: int, threads: int | No
     if threads:
         torch.set_num_threads(threads)
     task, generator = make_task(frames, batch, device)
-    optimizer = task.optimizer()
-    iteration = 0
-
-    def step() -> None:
-        nonlocal iteration
-        iteration += 1
-        optimizer.zero_grad(set_to_none=True)
-        loss, _ = task.step_loss(iteration, generator)
-        loss.backward()
-        optimizer.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-
+    step = task_step(task, device)
     step()
     if measure == "memory":
         before, how = start_peak_memory(device)
@@ -73,12 +61,7 @@ def run_case(frames: int, batch: int, device: str, steps: int, threads: int | No
                 step()
         key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
         return {"table": prof.key_averages().table(sort_by=key, row_limit=12)}
-    step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = time_steps(step, steps, warmup=1)  # one more after the memory check's step
     return {"parameters": task.model.parameter_count(), "median_samples_s": batch / statistics.median(times),
             "best_samples_s": batch / min(times), "median_s": statistics.median(times)}
 

@@ -14,6 +14,7 @@ from nvd.core.layout import COMPARISON_MD, DATA_STAGES, EVAL_DIR, METRICS_NAME, 
 from nvd.data.datasets import VideoSource
 from nvd.data.stores import open_store
 from nvd.data.verify import store_problems
+from nvd.models import NERV_MODELS
 
 
 def describe_store(path: Path, stage: str, verify: bool = False) -> str:
@@ -68,6 +69,19 @@ def describe_nvp(folder: Path) -> str | None:
     return f"nvp {psnr} at {m['bpp']:.2f} bpp"
 
 
+def describe_nerv(layout: ResultsLayout, dataset: str, video: str) -> str | None:
+    """The NeRV family's evaluated regression models: their count and the best PSNR."""
+    psnr = {}
+    for model in NERV_MODELS:
+        metrics = Path(layout.run_dir(model, dataset, video)) / EVAL_DIR / METRICS_NAME
+        if metrics.is_file() and json.loads(metrics.read_text()).get("psnr") is not None:
+            psnr[model] = json.loads(metrics.read_text())["psnr"]
+    if not psnr:
+        return None
+    best = max(psnr, key=psnr.get)
+    return f"nerv family: {len(psnr)} model(s), best {best} {psnr[best]:.2f} dB"
+
+
 def describe_models(layout: ResultsLayout, dataset: str, video: str) -> str:
     """One cell: the per-video decomposition or HyperNVD's finetuned vs scratch models, and NVP."""
     finetune, scratch = (Path(layout.run_dir(m, dataset, video)) for m in ("finetune", "scratch"))
@@ -78,8 +92,8 @@ def describe_models(layout: ResultsLayout, dataset: str, video: str) -> str:
     elif decomposition.is_dir():
         cells.append(describe_decomposition(decomposition))
     nvp = describe_nvp(Path(layout.run_dir("nvp", dataset, video)))
-    if nvp is not None:
-        cells.append(nvp)
+    nerv = describe_nerv(layout, dataset, video)
+    cells += [cell for cell in (nvp, nerv) if cell is not None]
     return "; ".join(cells) or "-"
 
 
