@@ -32,7 +32,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+
+from bench.common import time_steps
 
 CASES = [  # (input_dim, log2_table_size, batch, input gradient)
     (3, 19, 10_000, False),
@@ -112,13 +113,7 @@ def run_case(input_dim: int, log2_table_size: int, batch: int, input_grad: bool,
         before, how = start_peak_memory(device)
         step()
         return {"peak_mib": peak_memory(device, how) - before, "memory": how}
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = time_steps(step, steps)
     return {
         "backend": grid.backend,
         "median_pts_s": batch / statistics.median(times),
