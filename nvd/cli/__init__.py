@@ -1,6 +1,6 @@
 """The ``nvd`` console script: one subcommand per pipeline stage, usable without Snakemake.
 
-One module per family registers its subcommands (``data``, ``hashing_nvd``, ``hypernvd``, ``nvp``, ``nerv``);
+One module per family registers its subcommands (``data``, ``hashing_nvd``, ``hypernvd``, ``nvp``, ``nerv``, ``compression``);
 options come from the components' config dataclasses (``nvd.cli.common``).
 
 A problem the user can fix (NvdError) and an OS error (disk full, permission denied, a file
@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from nvd.cli import data, hashing_nvd, hypernvd, init, nerv, nvp
+from nvd.cli import compression, data, hashing_nvd, hypernvd, init, nerv, nvp
 from nvd.core.errors import NvdError, describe_os_error
 
 _DEBUG_HELP = "on an error, show the traceback as well as the one-line message"
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     hypernvd.register(command)
     nvp.register(command)
     nerv.register(command)
+    compression.register(command)
     data.register_tools(command)
     init.register(command)
     return parser

@@ -9,9 +9,16 @@
                                          eval/          evaluation outputs (metrics.json, ...)
                                          custom_edit.mp4
                                          snapshots/     models at fixed steps (NVP's budgets)
+                                         compress/<point>/       one rate point of its codec:
+                                                         stream.nvd (the file), metrics.json, rec.mp4
+                                         compress_work/<point>/  that point's fine-tuning (resume)
+    <results>/<dataset>/<video>/anchors/<anchor>/       a traditional codec's curve (metrics.json,
+                                                        the bitstreams)
     <results>/<dataset>/<video>/hypernet_output.json    HyperNVD's output before finetuning
     <results>/hypernet/<dataset>/model.pt, log.csv, work/
-    <results>/tables/                                   comparison tables and plots
+    <results>/tables/                                   comparison tables and plots (the
+                                                        benchmark: benchmark_<dataset>, bdrate_<dataset>,
+                                                        rd_<dataset>/<video>.png)
 
 ``method`` is the model folder: ``decomposition`` (Hashing-NVD per video), ``finetune`` and
 ``scratch`` (HyperNVD's held-out videos), ``nvp``, ``nvp_superres`` and ``nvp_interpolate``
@@ -36,6 +43,10 @@ EDIT_NAME = "custom_edit.mp4"
 HYPER_OUTPUT_NAME = "hypernet_output.json"
 TABLES_DIR = "tables"
 SNAPSHOTS_DIR = "snapshots"
+COMPRESS_DIR = "compress"
+COMPRESS_WORK_DIR = "compress_work"
+STREAM_NAME = "stream.nvd"  # nvd.compression.container
+ANCHORS_DIR = "anchors"
 RUN_FILES = {"model": MODEL_NAME, "log": LOG_NAME, "work": WORK_DIR, "eval": EVAL_DIR, "edit": EDIT_NAME,
              "snapshots": SNAPSHOTS_DIR}
 
@@ -49,6 +60,8 @@ MEAN_PLOT = "psnr_vs_time_mean.png"
 NVP_TABLES = ("nvp_encoding", "nvp_superres", "nvp_interpolate")
 # The NeRV family's (nvd.models.nerv.tables), one set per dataset; regression has a figure too
 NERV_TABLES = ("nerv_regression", "nerv_inpaint", "nerv_interpolate")
+# The codec benchmark's (nvd.compression.benchmark), one set per dataset
+BENCHMARK_TABLES = ("benchmark", "bdrate")
 
 
 def plot_stem(video: str) -> str:
@@ -119,6 +132,24 @@ class ResultsLayout:
         """One of NVP's or the NeRV family's tables (NVP_TABLES, NERV_TABLES) of a dataset:
         {"csv": ..., "markdown": ...}."""
         return {"csv": self.table(f"{kind}_{dataset}.csv"), "markdown": self.table(f"{kind}_{dataset}.md")}
+
+    def compressed(self, method: str, point: str = "{point}", dataset: str = "{dataset}",
+                   video: str = "{video}") -> str:
+        """The folder of one rate point of a model's codec: stream.nvd, metrics.json, rec.mp4."""
+        return f"{self.run_dir(method, dataset, video)}/{COMPRESS_DIR}/{point}"
+
+    def compress_work(self, method: str, point: str = "{point}", dataset: str = "{dataset}",
+                      video: str = "{video}") -> str:
+        """The work folder (checkpoint, log) of a rate point's fine-tuning."""
+        return f"{self.run_dir(method, dataset, video)}/{COMPRESS_WORK_DIR}/{point}"
+
+    def anchor(self, anchor: str = "{anchor}", dataset: str = "{dataset}", video: str = "{video}") -> str:
+        """The folder of one traditional codec's curve on a video: metrics.json, bitstreams."""
+        return f"{self.video_dir(dataset, video)}/{ANCHORS_DIR}/{anchor}"
+
+    def rd_plot(self, dataset: str = "{dataset}", video: str = "{video}") -> str:
+        """The rate-distortion plot of one video (every method of its dataset)."""
+        return self.table(f"rd_{dataset}/{video}.png")
 
     def nerv_plot(self, dataset: str = "{dataset}") -> str:
         """The NeRV family's PSNR-vs-training-time figure of a dataset."""

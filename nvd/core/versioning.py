@@ -41,6 +41,10 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "nerv": ("nvd.core.jobs", "nvd.models.nerv.run"),
     "nerv_evaluation": ("nvd.core.jobs", "nvd.models.nerv.evaluate"),
     "nerv_tables": ("nvd.core.progress", "nvd.models.nerv.tables"),
+    "nvp_compress": ("nvd.core.jobs", "nvd.models.nvp.compress"),
+    "nerv_compress": ("nvd.core.jobs", "nvd.models.nerv.compress"),
+    "codec_anchor": ("nvd.core.jobs", "nvd.compression.anchors"),
+    "benchmark": ("nvd.core.progress", "nvd.compression.benchmark"),
 }
 
 

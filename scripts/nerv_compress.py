@@ -1,0 +1,9 @@
+"""Snakemake adapter for rule `nerv_compress`: see nvd.models.nerv.compress.nerv_compress_job."""
+
+from nvd.core.jobs import job_context
+from nvd.models.nerv.compress import nerv_compress_job
+
+with job_context(snakemake):  # noqa: F821 - injected by Snakemake
+    params = snakemake.params  # noqa: F821
+    nerv_compress_job(snakemake.input, snakemake.output[0], params.work_dir, params.sections,  # noqa: F821
+                      snakemake.wildcards.point, params.lpips, params.device)  # noqa: F821
