@@ -10,16 +10,8 @@ import torch
 from conftest import smooth_clip, write_frames_store
 
 from nvd.compression import anchors
-from nvd.compression.anchors import (
-    X26X_CRFS,
-    AnchorConfig,
-    AnchorCurve,
-    anchor_config,
-    anchor_curve,
-    anchor_names,
-    codec_anchor_job,
-    measure_point,
-)
+from nvd.compression.anchor_config import X26X_CRFS, AnchorConfig, AnchorCurve, anchor_config, anchor_curve, anchor_names
+from nvd.compression.anchors import codec_anchor_job, measure_point
 from nvd.compression.ffmpeg import decode_rgb_video
 from nvd.core.errors import ConfigError
 from nvd.eval.metrics import psnr
