@@ -18,7 +18,8 @@
     <results>/hypernet/<dataset>/model.pt, log.csv, work/
     <results>/tables/                                   comparison tables and plots (the
                                                         benchmark: benchmark_<dataset>, bdrate_<dataset>,
-                                                        rd_<dataset>/<video>.png)
+                                                        rd_<dataset>/<video>.png; the papers' tables:
+                                                        paper_<kind>_<dataset>.md)
 
 ``method`` is the model folder: ``decomposition`` (Hashing-NVD per video), ``finetune`` and
 ``scratch`` (HyperNVD's held-out videos), ``nvp``, ``nvp_superres`` and ``nvp_interpolate``
@@ -150,6 +151,10 @@ class ResultsLayout:
     def rd_plot(self, dataset: str = "{dataset}", video: str = "{video}") -> str:
         """The rate-distortion plot of one video (every method of its dataset)."""
         return self.table(f"rd_{dataset}/{video}.png")
+
+    def paper_table(self, kind: str = "{kind}", dataset: str = "{dataset}") -> str:
+        """A paper's table in its own layout with our figures (nvd.eval.paper_tables)."""
+        return self.table(f"paper_{kind}_{dataset}.md")
 
     def nerv_plot(self, dataset: str = "{dataset}") -> str:
         """The NeRV family's PSNR-vs-training-time figure of a dataset."""

@@ -45,6 +45,7 @@ STAGE_ENTRIES: dict[str, tuple[str, ...]] = {
     "nerv_compress": ("nvd.core.jobs", "nvd.models.nerv.compress"),
     "codec_anchor": ("nvd.core.jobs", "nvd.compression.anchors"),
     "benchmark": ("nvd.core.progress", "nvd.compression.benchmark"),
+    "paper_tables": ("nvd.core.progress", "nvd.eval.paper_tables"),
 }
 
 
