@@ -16,17 +16,8 @@ from conftest import TINY_NVP, smooth_clip, write_frames_store
 from nvd.compression.container import from_bytes, read_container, to_bytes
 from nvd.core.errors import ConfigError
 from nvd.eval.outputs import to_uint8
-from nvd.models.nvp.codec import (
-    BLOCK,
-    NVPPoint,
-    decode_nvp,
-    encode_nvp,
-    mosaic_layout,
-    nvp_codec_config,
-    pack_plane,
-    render_nvp,
-    unpack_plane,
-)
+from nvd.models.nvp.codec import BLOCK, decode_nvp, encode_nvp, mosaic_layout, pack_plane, render_nvp, unpack_plane
+from nvd.models.nvp.codec_config import NVPPoint, nvp_codec_config
 from nvd.models.nvp.compress import compress_nvp
 from nvd.models.nvp.config import nvp_train_config
 from nvd.models.nvp.model import NVP
@@ -92,8 +83,8 @@ def test_coarser_points_give_smaller_files():
     assert sizes[0] > sizes[1] > sizes[2]
     half = nvp_codec_config({"decoder_dtype": "float16"})
     decoder_values = sum(p.numel() for p in model.decoder.parameters())
-    assert len(to_bytes(encode_nvp(model, NVPPoint(), cfg, 25))) - len(to_bytes(encode_nvp(model, NVPPoint(), half, 25))) \
-        == pytest.approx(2 * decoder_values, abs=64)  # float16 halves the decoder (header differences aside)
+    full, halved = (len(to_bytes(encode_nvp(model, NVPPoint(), c, 25))) for c in (cfg, half))
+    assert full - halved == pytest.approx(2 * decoder_values, abs=64)  # float16 halves the decoder
 
 
 def test_points_are_named_and_checked():

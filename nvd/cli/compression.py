@@ -37,7 +37,8 @@ def _cmd_encode(args: argparse.Namespace) -> None:
     if family == "nvp":
         from nvd.compression.container import write_container
         from nvd.eval.outputs import video_fps
-        from nvd.models.nvp.codec import NVPPoint, encode_nvp, nvp_codec_config
+        from nvd.models.nvp.codec import encode_nvp
+        from nvd.models.nvp.codec_config import NVPPoint, nvp_codec_config
         from nvd.models.nvp.run import load_nvp
 
         cfg = nvp_codec_config(config.get("nvp_compress"))

@@ -7,10 +7,13 @@ with its log beside it, each atomically (nvd.core.publish).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from nvd.core.layout import model_log
 from nvd.core.publish import publish_copy
@@ -18,6 +21,19 @@ from nvd.data.stores import content_fingerprint
 from nvd.train.loop import CHECKPOINT_NAME, LOG_NAME, CheckpointError, TrainResult
 
 log = logging.getLogger("nvd")
+T = TypeVar("T")
+
+
+def discarding_stale(attempt: Callable[[], T], work_dir: str | Path) -> T:
+    """``attempt()``; when it finds a checkpoint of another run in ``work_dir`` (CheckpointError:
+    the workflow reran the job because its inputs, config or code changed, so that checkpoint
+    is stale), remove the folder and attempt again from scratch."""
+    try:
+        return attempt()
+    except CheckpointError as exc:
+        log.warning("discarding the stale checkpoint in %s: %s", work_dir, exc)
+        shutil.rmtree(work_dir)
+        return attempt()
 
 
 def train_and_publish(attempt: Callable[[], TrainResult], work_dir: str | Path, model_path: str | Path,
@@ -30,14 +46,7 @@ def train_and_publish(attempt: Callable[[], TrainResult], work_dir: str | Path, 
     CheckpointError propagates.
     """
     work_dir = Path(work_dir)
-    try:
-        result = attempt()
-    except CheckpointError as exc:
-        if not restart_on_mismatch:
-            raise
-        log.warning("discarding the stale checkpoint in %s: %s", work_dir, exc)
-        shutil.rmtree(work_dir)
-        result = attempt()
+    result = discarding_stale(attempt, work_dir) if restart_on_mismatch else attempt()
     publish_copy(work_dir / CHECKPOINT_NAME, model_path)
     publish_copy(work_dir / LOG_NAME, model_log(model_path))
     return result
@@ -48,3 +57,12 @@ def input_fingerprints(stores: Mapping[str, str | Path]) -> dict[str, str]:
     frames, flow, masks, embedding), as each recorded it when written (nvd.data.verify). A
     run identity holding them resumes a checkpoint only on exactly the data it trained on."""
     return {stage: content_fingerprint(path, stage) for stage, path in sorted(stores.items())}
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (a run started from another run's model holds its digest)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,7 +18,6 @@ and the workflow rules ``train_hyper``, ``finetune``, ``scratch`` and ``hyper_ou
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -47,7 +46,7 @@ from nvd.models.hashing_nvd.run import train_decomposition, video_identity
 from nvd.models.hypernvd.model import HyperNetwork, parameter_count
 from nvd.models.hypernvd.objective import HyperTask, HyperTrainConfig, ScratchConfig, finetune_defaults
 from nvd.train.loop import CheckpointError, TrainResult, load_modules, read_checkpoint, seed_everything, train
-from nvd.train.runs import input_fingerprints, train_and_publish
+from nvd.train.runs import file_digest, input_fingerprints, train_and_publish
 
 log = logging.getLogger("nvd")
 
@@ -180,14 +179,6 @@ def generate_state(hypernet: HyperNetwork, embedding: Tensor) -> dict[str, Tenso
     return {name: t.detach().clone() for name, t in hypernet(embedding.to(device)).items()}
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def finetune(hypernet_path: str | Path, stores: VideoStores, work_dir: str | Path, model_path: str | Path,
              cfg: DecompositionTrainConfig, *, restart_on_mismatch: bool = False) -> TrainResult:
     """Finetune a decomposition of one video from the hypernetwork's output.
@@ -212,7 +203,7 @@ def finetune(hypernet_path: str | Path, stores: VideoStores, work_dir: str | Pat
     del hypernet, template
     return train_decomposition(stores.frames, stores.flow, stores.masks, work_dir, model_path, cfg,
                                restart_on_mismatch=restart_on_mismatch, initial_state=state,
-                               init_identity={"hypernet": _file_digest(Path(hypernet_path)),
+                               init_identity={"hypernet": file_digest(hypernet_path),
                                               "embedding": content_fingerprint(stores.embedding, "embedding")})
 
 

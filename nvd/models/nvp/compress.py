@@ -27,7 +27,8 @@ from nvd.core.versioning import code_version
 from nvd.data.loader import frames_uint8
 from nvd.eval.metrics import psnr, video_quality
 from nvd.eval.outputs import check_replaceable, training_log, training_summary, video_fps
-from nvd.models.nvp.codec import NVPCodecConfig, encode_nvp, nvp_codec_config, render_nvp
+from nvd.models.nvp.codec import encode_nvp, render_nvp
+from nvd.models.nvp.codec_config import NVPCodecConfig, nvp_codec_config
 from nvd.models.nvp.objective import render_video
 from nvd.models.nvp.quantise import dequantised_model
 from nvd.models.nvp.run import load_nvp
