@@ -1,7 +1,7 @@
 """Single-node Slurm cluster for the `slurm`-marked tests.
 
 The cluster is set up by `.ci/setup_slurm.sh` (the same script CI runs), so
-tests and CI share one set-up. Use the session fixture:
+tests and CI share one set-up. Use the fixture (one test at a time holds it):
 
     from slurm_cluster import slurm_cluster  # noqa: F401  (pytest fixture)
 
@@ -23,13 +23,16 @@ job` for 10 min).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,8 +42,10 @@ SETUP_SCRIPT = REPO / ".ci" / "setup_slurm.sh"
 PROFILE_DIR = REPO / "profiles" / "slurm"
 PARTITION = "gpuq"  # where the tests send their jobs: NOT the cluster's default
 SETUP_TIMEOUT_S = 300
+# one test at a time on the cluster, across processes (see the fixture)
+LOCK_PATH = Path(tempfile.gettempdir()) / "nvd-slurm-tests.lock"
 
-_setup_result: tuple[bool, str] | None = None  # cached per test session
+_setup_result: tuple[bool, str] | None = None  # cached per process (each pytest worker)
 
 
 def _require() -> bool:
@@ -141,24 +146,41 @@ def submitted_job_ids(text: str) -> list[str]:
     return re.findall(r"submitted with SLURM jobid (\d+)", text)
 
 
-def run_snakemake(cmd: list[str], cwd: Path, env: dict[str, str],
-                  timeout: float) -> subprocess.CompletedProcess:
-    """Run a submitting snakemake (stdout and stderr together in .stdout).
+def start_snakemake(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start a submitting snakemake (stdout and stderr together); `finish_snakemake` waits."""
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def finish_snakemake(proc: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
+    """Wait for a started snakemake (its output in .stdout).
 
     A run that does not finish in time (e.g. one that never sees its jobs end)
     is SIGKILLed with its process group, its jobs are cancelled, and the test
     fails with the output."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        for job_id in submitted_job_ids(out):
-            subprocess.run(["scancel", job_id], check=False, timeout=30)
+        out = abort_snakemake(proc)
         pytest.fail(f"snakemake did not finish in {timeout:.0f} s (killed):\n{out[-6000:]}")
-    return subprocess.CompletedProcess(cmd, proc.returncode, out)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out)
+
+
+def abort_snakemake(proc: subprocess.Popen) -> str:
+    """SIGKILL a started snakemake with its process group, cancel the jobs it
+    submitted; its output."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate()
+    for job_id in submitted_job_ids(out):
+        subprocess.run(["scancel", job_id], check=False, timeout=30)
+    return out
+
+
+def run_snakemake(cmd: list[str], cwd: Path, env: dict[str, str],
+                  timeout: float) -> subprocess.CompletedProcess:
+    """Run a submitting snakemake (stdout and stderr together in .stdout); see
+    `finish_snakemake` for a run that does not finish in time."""
+    return finish_snakemake(start_snakemake(cmd, cwd, env), timeout)
 
 
 def scontrol_show_job(job_id: str | int) -> dict[str, str]:
@@ -179,9 +201,17 @@ def scontrol_show_job(job_id: str | int) -> dict[str, str]:
     return fields
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> str:
-    """Session fixture: a running single-node cluster; yields the partition the
-    tests submit to (`gpuq`, which is not the cluster's default)."""
-    ensure_cluster()
-    return PARTITION
+@pytest.fixture
+def slurm_cluster() -> Iterator[str]:
+    """A running single-node cluster for the length of one test; yields the partition the
+    tests submit to (`gpuq`, which is not the cluster's default). Tests hold it in turn (an
+    exclusive lock on LOCK_PATH): two test runs on one machine (people share a machine and
+    its one cluster; pytest-xdist workers) never set it up at the same time, nor share its
+    two CPUs between two workflow runs, which would push the tests past their timeouts."""
+    with open(LOCK_PATH, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            ensure_cluster()
+            yield PARTITION
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -4,6 +4,8 @@ removed, and an input store that changed under a finished decomposition (nvd.dat
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,12 +46,22 @@ def key(path: Path, stage: str, array: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def data_run(tmp_path_factory):
-    """The data stages of one demo clip, run to completion once."""
+def finished_data(tmp_path_factory):
+    """The data stages of one demo clip, run to completion once: (working folder, config
+    file, an untouched copy of the finished folder for tests that start from it)."""
     workdir = tmp_path_factory.mktemp("integrity")
     configfile = write_config(workdir, orbit_config())
     snakemake(workdir, "--configfile", str(configfile), "--cores", "2")
     assert dry_run_jobs(workdir, "--configfile", str(configfile)) == {}
+    copy = tmp_path_factory.mktemp("integrity-finished")
+    shutil.copytree(workdir, copy, symlinks=True, dirs_exist_ok=True)  # with mtimes and .snakemake
+    return workdir, configfile, copy
+
+
+@pytest.fixture(scope="module")
+def data_run(finished_data):
+    """(working folder, config file) of the finished data stages; tests damage and repair it."""
+    workdir, configfile, _ = finished_data
     return workdir, configfile
 
 
@@ -103,8 +115,6 @@ def test_a_truncated_chunk_is_named_and_nvd_verify_finds_a_corrupt_one(data_run)
 
     # the truncated store is rebuilt by the workflow (the one altered in place is removed by hand,
     # as nvd verify's message says)
-    import shutil
-
     shutil.rmtree(masks)
     assert dry_run_jobs(workdir, "--configfile", str(configfile)) == {"flow": 1, "masks": 1, "all": 1}
     snakemake(workdir, "--configfile", str(configfile), "--cores", "2")
@@ -126,14 +136,16 @@ def test_a_store_without_its_completion_mark_is_redone(data_run):
     assert dry_run_jobs(workdir, "--configfile", str(configfile)) == {}
 
 
-def test_a_changed_flow_store_retrains_the_decomposition(tmp_path):
+def test_a_changed_flow_store_retrains_the_decomposition(finished_data, tmp_path):
     from nvd.train.loop import read_checkpoint
 
+    shutil.copytree(finished_data[2], tmp_path, symlinks=True, dirs_exist_ok=True)  # the data stages are done
     model = ORBIT / "decomposition" / "model.pt"
     train = {**TINY_DECOMPOSITION["train"], "iterations": 10}
     decomposition = {**TINY_DECOMPOSITION, "pretrain_iterations": 5, "train": train}
     first = write_config(tmp_path, orbit_config(decomposition=decomposition), "dis.yaml")
-    snakemake(tmp_path, "--configfile", str(first), "--cores", "2", str(model))
+    run = snakemake(tmp_path, "--configfile", str(first), "--cores", "2", str(model))
+    assert re.findall(r"^(?:local)?rule (\w+):$", run.stderr, re.M) == ["decompose"], run.stderr[-3000:]
     old = (tmp_path / model).read_bytes()
 
     second = write_config(tmp_path, orbit_config(decomposition=decomposition, flow={"backend": "farneback"}),

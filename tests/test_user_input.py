@@ -109,7 +109,7 @@ def test_a_bad_value_says_what_is_expected(tmp_path):
 
 def test_exponent_numbers_yaml_reads_as_strings_are_accepted(tmp_path):
     config = demo_config(decomposition=True)
-    config["decomposition"]["lr_mlp"] = "LR"
+    config["decomposition"] = {**config["decomposition"], "lr_mlp": "LR"}  # not conftest's TINY_DECOMPOSITION itself
     config["frames"]["long_edge"] = "EDGE"
     text = yaml.safe_dump(config, sort_keys=False)
     text = text.replace("lr_mlp: LR", "lr_mlp: 1e-4").replace("long_edge: EDGE", "long_edge: 6.4e1")

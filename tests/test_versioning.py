@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -51,13 +52,65 @@ def test_every_rule_script_is_named_after_its_rule_and_hashes_what_it_imports():
         assert not missing, f"rule {rule}: code_version('{stage}') does not hash {sorted(missing)}"
 
 
+# Run by one fresh interpreter (cwd: the repo root, no nvd module loaded): each stage's entry
+# modules are imported in a child forked for that stage alone, which reports the nvd modules
+# then loaded. The third-party packages a child loaded are imported into the parent after it
+# (none of them imports nvd: checked), so the next children fork with them loaded and only
+# import nvd: one interpreter and one torch import instead of one per stage.
+PROBE = r"""
+import importlib, json, os, sys
+
+def ours(name):
+    return name == "nvd" or name.startswith("nvd.")
+
+result = {}
+for stage, entries in json.loads(sys.argv[1]).items():
+    assert not any(ours(m) for m in sys.modules), "a preloaded package imported nvd"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: import this stage's entries, report, exit
+        os.close(read)
+        try:
+            for entry in entries:
+                importlib.import_module(entry)
+            payload = {"nvd": sorted(m for m in sys.modules if ours(m)),
+                       "others": sorted({m.partition(".")[0] for m in sys.modules if not ours(m)})}
+        except BaseException as e:
+            payload = {"error": f"{type(e).__name__}: {e}"}
+        with os.fdopen(write, "w") as fh:
+            json.dump(payload, fh)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        result[stage] = json.loads(fh.read() or '{"error": "the child died"}')
+    os.waitpid(pid, 0)
+    for name in result[stage].get("others", ()):
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:
+                pass
+with open(sys.argv[2], "w") as fh:
+    json.dump(result, fh)
+"""
+
+
+@pytest.fixture(scope="module")
+def loaded_at_run_time(tmp_path_factory) -> dict[str, dict]:
+    """{stage: {"nvd": the nvd modules in sys.modules after importing its entries}}."""
+    out = tmp_path_factory.mktemp("versioning") / "loaded.json"
+    subprocess.run([sys.executable, "-c", PROBE, json.dumps(STAGE_ENTRIES), str(out)], check=True, cwd=REPO,
+                   timeout=600)
+    return json.loads(out.read_text())
+
+
 @pytest.mark.parametrize("stage", sorted(STAGE_ENTRIES))
-def test_hash_covers_every_module_the_stage_imports_at_run_time(stage):
+def test_hash_covers_every_module_the_stage_imports_at_run_time(stage, loaded_at_run_time):
     """What Python really loads when the stage's entry modules are imported is hashed."""
-    code = "import sys, {0}; print('\\n'.join(m for m in sys.modules if m == 'nvd' or m.startswith('nvd.')))"
-    out = subprocess.run([sys.executable, "-c", code.format(", ".join(STAGE_ENTRIES[stage]))],
-                         capture_output=True, text=True, check=True, cwd=REPO).stdout.split()
-    assert set(out) <= module_closure(STAGE_ENTRIES[stage])
+    loaded = loaded_at_run_time[stage]
+    assert "error" not in loaded, loaded
+    assert set(STAGE_ENTRIES[stage]) <= set(loaded["nvd"])
+    assert set(loaded["nvd"]) <= module_closure(STAGE_ENTRIES[stage])
 
 
 def test_lazy_backend_imports_are_hashed():
