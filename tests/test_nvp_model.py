@@ -102,12 +102,18 @@ def test_plane_gradcheck():
     assert torch.autograd.gradcheck(fn, (table, coords), eps=1e-6, atol=1e-8)
 
 
-def test_sparse_grid_neighbourhood_is_clamped_at_borders():
-    grid = SparseGrid(num_frames=2, size=4, features=2)
-    with torch.no_grad():  # cell (t, r, c) holds (100 t + 10 r + c, -(...))
-        t, r, c = torch.meshgrid(torch.arange(2), torch.arange(4), torch.arange(4), indexing="ij")
+def coded_sparse_grid(interpolation: str = "nearest", frames: int = 2, size: int = 4) -> SparseGrid:
+    """A sparse grid whose cell (t, r, c) holds (100 t + 10 r + c, -(...))."""
+    grid = SparseGrid(num_frames=frames, size=size, features=2, interpolation=interpolation)
+    with torch.no_grad():
+        t, r, c = torch.meshgrid(torch.arange(frames), torch.arange(size), torch.arange(size), indexing="ij")
         code = (100 * t + 10 * r + c).float()
         grid.grid.copy_(torch.stack((code, -code), dim=-1))
+    return grid
+
+
+def test_sparse_grid_neighbourhood_is_clamped_at_borders():
+    grid = coded_sparse_grid()
     coords = torch.tensor([[0.0, 0.0, 0.0],  # frame 0, top-left corner
                            [1.0, 1.0, 1.0],  # frame 1, bottom-right corner
                            [0.2, 0.5, 0.34]])  # frame 0 (nearest), row 0.5*3 = 1.5 -> 2 (halves up), col 1.02 -> 1
@@ -198,3 +204,62 @@ def test_plane_axes_are_capped_at_the_video_samples():
     torch.testing.assert_close(planes(coords), naive_planes(planes, coords), rtol=1e-12, atol=1e-12)
     # every vertex of a capped axis sits on a sample: a one-frame video uses two t vertices
     assert NVP(1, 6, 9, cfg).planes.shapes[1][0] == (2, 5)
+
+
+def test_linear_sparse_grid_is_the_nearest_lookup_at_cells_and_bilinear_between():
+    nearest, linear = coded_sparse_grid("nearest"), coded_sparse_grid("linear")
+    t, r, c = torch.meshgrid(torch.arange(2.0), torch.arange(4.0), torch.arange(4.0), indexing="ij")
+    cells = torch.stack((t, r / 3, c / 3), dim=-1).view(-1, 3)  # every cell centre, borders included
+    torch.testing.assert_close(linear(cells), nearest(cells))
+    # Halfway between cells (1, 1) and (1, 2) of frame 0: the mean of the two cells' lookups.
+    between = torch.tensor([[0.0, 1 / 3, 1.5 / 3]])
+    torch.testing.assert_close(linear(between), (nearest(cells[[5]]) + nearest(cells[[6]])) / 2)
+    # The codes are affine in (r, c), so each tap reads the code at its clamped position.
+    points = torch.rand(30, 3)
+    pos = points[:, 1:] * 3
+    offsets = torch.tensor([-1.0, 0.0, 1.0])
+    rows = (pos[:, 0, None, None] + offsets[None, :, None]).clamp(0, 3).expand(-1, 3, 3)
+    cols = (pos[:, 1, None, None] + offsets[None, None, :]).clamp(0, 3).expand(-1, 3, 3)
+    code = 100 * torch.floor(points[:, 0] + 0.5)[:, None, None] + 10 * rows + cols
+    torch.testing.assert_close(linear(points).view(30, 9, 2)[..., 0], code.reshape(30, 9), rtol=1e-5, atol=1e-4)
+
+
+def test_linear_sparse_grid_matches_grid_sample_and_has_gradients():
+    """Each tap is grid_sample (bilinear, align corners, border) of its slice at the query's
+    position offset by one cell; time blending mixes the two slices around t."""
+    torch.manual_seed(3)
+    grid = SparseGrid(num_frames=3, size=5, features=2, init_scale=1.0, interpolation="linear").double()
+    coords = torch.rand(12, 3, dtype=torch.float64)
+    coords[:, 0] = torch.tensor([0.0, 0.5, 1.0]).repeat(4)  # on the slices, so the nearest is exact
+    got = grid(coords).view(12, 3, 3, 2)
+    for n, (t, r, c) in enumerate(coords.tolist()):
+        image = grid.grid[round(t * 2)].permute(2, 0, 1)[None]  # [1, F, S, S]
+        for i, di in enumerate((-1, 0, 1)):
+            for j, dj in enumerate((-1, 0, 1)):
+                q = [min(max(v * 4 + d, 0.0), 4.0) / 4 * 2 - 1 for v, d in ((c, dj), (r, di))]  # (x=col, y=row)
+                ref = torch.nn.functional.grid_sample(image, torch.tensor(q, dtype=torch.float64).view(1, 1, 1, 2),
+                                                      mode="bilinear", align_corners=True)
+                torch.testing.assert_close(got[n, i, j], ref.view(2), rtol=1e-12, atol=1e-12)
+
+    def at(t: float) -> torch.Tensor:
+        return torch.cat((torch.full_like(coords[:, :1], t), coords[:, 1:]), dim=1)
+
+    # halfway between slices 0 and 1
+    torch.testing.assert_close(grid(at(0.25), blend_time=True), (grid(at(0.0)) + grid(at(0.5))) / 2)
+    table = grid.grid.detach().clone().requires_grad_(True)
+    inside = torch.rand(5, 3, dtype=torch.float64) * 0.3 + 0.1  # away from cell lines
+
+    def fn(values: torch.Tensor) -> torch.Tensor:
+        return functional_call(grid, {"grid": values}, (inside, True))
+
+    assert torch.autograd.gradcheck(fn, (table,), eps=1e-6, atol=1e-8)
+
+
+def test_sparse_interpolation_is_checked_and_reaches_the_model():
+    with pytest.raises(ConfigError, match="sparse_interpolation"):
+        NVPConfig(sparse_interpolation="cubic")
+    with pytest.raises(ConfigError, match="sparse_size >= 2"):
+        NVPConfig(sparse_size=1, sparse_interpolation="linear")
+    model = NVP(2, 5, 7, dataclasses.replace(TINY, sparse_interpolation="linear"))
+    assert model.sparse.interpolation == "linear"
+    assert model.parameter_count() == NVP.parameter_count_for(2, 5, 7, TINY)  # same tensors as nearest

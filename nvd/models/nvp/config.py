@@ -23,6 +23,8 @@ from nvd.train.config import TrainConfig
 N_PLANES = 3
 # The sparse grid's spatial neighbourhood: 3 x 3 cells around the nearest one.
 SPARSE_NEIGHBOURS = 9
+# How the sparse grid is read between its cells (grids.SparseGrid).
+SPARSE_INTERPOLATIONS = ("nearest", "linear")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class NVPConfig:
     # No plane axis finer than the video's samples along it (frames, rows, cols; grids.py):
     # vertices between samples are never trained. False: the paper's square levels.
     cap_to_video: bool = True
+    # How the sparse grid is read (grids.py): "nearest" cell, the paper's, piecewise constant in
+    # space; "linear", bilinear between cells, so rendering between the trained pixels
+    # (super-resolution) varies smoothly.
+    sparse_interpolation: str = "nearest"
 
     def __post_init__(self) -> None:
         positive = ("levels", "features", "sparse_size", "siren_width", "siren_layers")
@@ -55,6 +61,11 @@ class NVPConfig:
             raise ConfigError(f"nvp: per_level_scale must be >= 1, got {self.per_level_scale}")
         if self.first_omega <= 0 or self.hidden_omega <= 0:
             raise ConfigError("nvp: first_omega and hidden_omega must be > 0")
+        if self.sparse_interpolation not in SPARSE_INTERPOLATIONS:
+            raise ConfigError(f"nvp: sparse_interpolation must be one of {SPARSE_INTERPOLATIONS}, "
+                              f"got {self.sparse_interpolation!r}")
+        if self.sparse_interpolation == "linear" and self.sparse_size < 2:
+            raise ConfigError(f"nvp: sparse_interpolation 'linear' needs sparse_size >= 2, got {self.sparse_size}")
         if self.init_scale < 0 or self.plane_init_scale < 0:
             raise ConfigError("nvp: init_scale and plane_init_scale must be >= 0")
 
@@ -134,8 +145,9 @@ class NVPTrainConfig:
 @dataclass(frozen=True)
 class ResamplingConfig:
     """Super-resolution or frame interpolation by ``factor`` (sections ``nvp_superres`` and
-    ``nvp_interpolate``): train on the video with every factor-th pixel per axis, or every
-    factor-th frame, kept, then render the rest and score it against the held-out original."""
+    ``nvp_interpolate``): train on the video downsampled factor times per axis (area
+    averaging), or on every factor-th frame, then render the full size or the frames in
+    between and score them against the held-out original (resampling.py)."""
 
     factor: int = 2
     iterations: int | None = None  # training steps; None: nvp.train.iterations

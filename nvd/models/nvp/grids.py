@@ -25,10 +25,15 @@ parameters, gradients and both AdamW moments would all pay that 7x.
 
 Output order: [N, 3 * L * F], plane-major (rc, tr, tc), then level, then feature.
 
-SparseGrid: a parameter [T, S, S, F]; the nearest cell on all three axes (``round(x * (n-1))``,
-halves rounded up) and its 3 x 3 spatial neighbourhood, indices clamped to the grid (replicate
-borders), no interpolation: [N, 9 * F], neighbour-major (row offset -1, 0, 1, then col offset
--1, 0, 1), then feature.
+SparseGrid: a parameter [T, S, S, F], cell k of an axis of n at k / (n - 1); the 3 x 3 spatial
+neighbourhood of cells around the query: [N, 9 * F], neighbour-major (row offset -1, 0, 1, then
+col offset -1, 0, 1), then feature, clamped to the grid (replicate borders). ``interpolation``
+"nearest" (the paper): the nearest cell on all three axes (``round(x * (n-1))``, halves rounded
+up) and its neighbours, piecewise constant in space. "linear": each of the 9 taps is read
+bilinearly at the query's position offset by -1, 0 or +1 cell (the nearest slice in time), so
+the features vary continuously between cells; at a cell centre it equals the nearest lookup.
+Rendering between samples (super-resolution) then reads a blend of the cells around the query
+instead of jumping from one cell's neighbourhood to the next.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nvd.models.nvp.config import N_PLANES, SPARSE_NEIGHBOURS
+from nvd.models.nvp.config import N_PLANES, SPARSE_INTERPOLATIONS, SPARSE_NEIGHBOURS
 
 # Which coordinate axes (0 = t, 1 = row, 2 = col) each plane spans, in output order.
 PLANE_AXES = ((1, 2), (0, 1), (0, 2))
@@ -176,13 +181,20 @@ def nearest_index(x: Tensor, size: int) -> Tensor:
 
 
 class SparseGrid(nn.Module):
-    """Sparse positional features [T, S, S, F]: coords [N, 3] -> the 3 x 3 neighbourhood [N, 9F]."""
+    """Sparse positional features [T, S, S, F]: coords [N, 3] -> the 3 x 3 neighbourhood [N, 9F],
+    read at the nearest cell or bilinearly (``interpolation``, module docstring)."""
 
-    def __init__(self, num_frames: int, size: int, features: int, init_scale: float = 1e-4) -> None:
+    def __init__(self, num_frames: int, size: int, features: int, init_scale: float = 1e-4,
+                 interpolation: str = "nearest") -> None:
         super().__init__()
         if num_frames < 1 or size < 1 or features < 1:
             raise ValueError("nvp: sparse grid needs num_frames, size and features >= 1")
+        if interpolation not in SPARSE_INTERPOLATIONS:
+            raise ValueError(f"nvp: sparse interpolation must be one of {SPARSE_INTERPOLATIONS}, got {interpolation!r}")
+        if interpolation == "linear" and size < 2:
+            raise ValueError("nvp: a linearly interpolated sparse grid needs size >= 2")
         self.num_frames, self.size, self.features = num_frames, size, features
+        self.interpolation = interpolation
         self.output_dim = SPARSE_NEIGHBOURS * features
         self.register_buffer("offsets_t", torch.tensor([-1, 0, 1], dtype=torch.int64), persistent=False)
         self.grid = nn.Parameter(torch.empty(num_frames, size, size, features))
@@ -215,10 +227,49 @@ class SparseGrid(nn.Module):
         ``blend_time``: instead of the nearest slice in time, blend the two slices around t
         linearly (frame interpolation); at a trained frame's t it equals the nearest lookup.
         """
+        if self.interpolation == "linear":
+            return self._linear(coords, blend_time)
         t, rows, cols = self.neighbour_indices(coords)
         if not blend_time or self.num_frames == 1:
             return self._gather(t, rows, cols)
+        times, weights = self._time_corners(coords, blend_time)
+        before, after = (self._gather(times[:, k], rows, cols) for k in (0, 1))
+        return weights[:, :1] * before + weights[:, 1:] * after
+
+    def _time_corners(self, coords: Tensor, blend_time: bool) -> tuple[Tensor, Tensor]:
+        """Slices [N, K] and their weights [N, K]: the nearest one (K = 1), or the two around t
+        blended linearly (K = 2)."""
+        if not blend_time or self.num_frames == 1:
+            t = nearest_index(coords[:, 0], self.num_frames)[:, None]
+            return t, torch.ones(t.shape, dtype=self.grid.dtype, device=t.device)
         pos = coords[:, 0].clamp(0.0, 1.0).to(_position_dtype(coords)) * (self.num_frames - 1)
         before = pos.floor().to(torch.int64).clamp_(0, self.num_frames - 2)
         weight = (pos - before).to(self.grid.dtype)[:, None]
-        return (1 - weight) * self._gather(before, rows, cols) + weight * self._gather(before + 1, rows, cols)
+        return torch.cat((before[:, None], before[:, None] + 1), dim=1), torch.cat((1 - weight, weight), dim=1)
+
+    def _linear(self, coords: Tensor, blend_time: bool) -> Tensor:
+        """The "linear" lookup: 9 bilinear taps one cell apart, as one weighted gather."""
+        _check_coords(coords)
+        n, size = coords.shape[0], self.size
+        times, time_weights = self._time_corners(coords, blend_time)  # [N, K]
+        pos = coords[:, 1:].clamp(0.0, 1.0).to(_position_dtype(coords)) * (size - 1)  # [N, 2]
+        taps = pos[:, None, :] + self.offsets_t.to(pos.dtype)[:, None]  # [N, 3 offsets, 2 axes]
+        taps = taps.clamp(0, size - 1)  # replicate borders, as the nearest lookup's clamped indices
+        cell = torch.minimum(taps.floor(), torch.full_like(taps, size - 2))
+        frac = (taps - cell).to(self.grid.dtype)
+        cell = cell.to(torch.int64)
+        # Per axis the two vertices and their weights: [N, 3, 2]; rows from axis 0, cols from 1.
+        r_idx = torch.stack((cell[..., 0], cell[..., 0] + 1), dim=-1)
+        c_idx = torch.stack((cell[..., 1], cell[..., 1] + 1), dim=-1)
+        r_w = torch.stack((1 - frac[..., 0], frac[..., 0]), dim=-1)
+        c_w = torch.stack((1 - frac[..., 1], frac[..., 1]), dim=-1)
+        # [N, K, 3 row taps, 3 col taps, 2 row vertices, 2 col vertices]
+        flat = ((times[:, :, None, None, None, None] * size + r_idx[:, None, :, None, :, None]) * size
+                + c_idx[:, None, None, :, None, :])
+        weights = (time_weights[:, :, None, None, None, None] * r_w[:, None, :, None, :, None]
+                   * c_w[:, None, None, :, None, :])
+        # Tap-major output like the nearest lookup: [N, 3, 3, K * 4] corners per tap.
+        flat = flat.permute(0, 2, 3, 1, 4, 5).reshape(n * SPARSE_NEIGHBOURS, -1)
+        weights = weights.permute(0, 2, 3, 1, 4, 5).reshape(n * SPARSE_NEIGHBOURS, -1)
+        out = weighted_gather(self.grid.view(-1, self.features), flat.to(torch.int32), weights)
+        return out.view(n, self.output_dim)

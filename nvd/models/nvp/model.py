@@ -102,7 +102,7 @@ class NVP(nn.Module):
         self.num_frames, self.height, self.width, self.cfg = num_frames, height, width, cfg
         self.planes = MultiResPlanes(cfg.level_sides, cfg.features, cfg.plane_init_scale,
                                      plane_limits(num_frames, height, width, cfg))
-        self.sparse = SparseGrid(num_frames, cfg.sparse_size, cfg.features, cfg.init_scale)
+        self.sparse = SparseGrid(num_frames, cfg.sparse_size, cfg.features, cfg.init_scale, cfg.sparse_interpolation)
         self.latent_dim = self.planes.output_dim + self.sparse.output_dim
         assert self.latent_dim == cfg.latent_dim
         self.decoder = ModulatedSiren(self.latent_dim, cfg)

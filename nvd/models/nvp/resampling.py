@@ -5,7 +5,11 @@ renders at full size by querying a k-times denser coordinate grid; scored agains
 original frames beside bicubic upsampling of the same downsampled frames. The dense grid
 puts each full-size pixel centre where it lies in the small video (pixel centres, as
 INTER_AREA and bicubic resizing use: full-size pixel j sits at small-video position
-(j + 0.5) / k - 0.5), so NVP and bicubic see the same geometry.
+(j + 0.5) / k - 0.5), so NVP and bicubic see the same geometry. Training observes each small
+pixel as the mean of the model over the k x k full-size pixels it was averaged from
+(objective.py's footprint): the degradation the small video went through. Trained on the
+pixel centres alone, the model is free to do anything between them, and is then worse than
+bicubic (docs/lab/nvp-demo.md).
 
 Frame interpolation by k: NVP trains on frames 0, k, 2k, ... and renders every frame between
 the first and the last kept one, the sparse grid blended linearly between its two nearest
@@ -38,6 +42,7 @@ from nvd.eval.metrics import video_quality
 from nvd.eval.outputs import check_replaceable, publish_evaluation, video_fps, write_clip
 from nvd.models.nvp.config import NVPTrainConfig, ResamplingConfig, nvp_train_config
 from nvd.models.nvp.model import NVP
+from nvd.models.nvp.objective import render_fine
 from nvd.models.nvp.run import load_nvp, train_nvp_run
 
 
@@ -55,22 +60,6 @@ def bicubic_upsample(frames: Tensor, height: int, width: int) -> Tensor:
     """uint8 [T, h, w, 3] -> float [T, height, width, 3] in [0, 1] by bicubic resizing."""
     big = [cv2.resize(f, (width, height), interpolation=cv2.INTER_CUBIC) for f in frames.cpu().numpy()]
     return torch.from_numpy(np.stack(big)).to(frames.device).float() / 255
-
-
-def centre_coordinates(size: int, factor: int, device: torch.device) -> Tensor:
-    """Coordinates in the small video's [0, 1] axis (size // factor samples) of the ``size``
-    full-size pixel centres."""
-    small = size // factor
-    position = (torch.arange(size, device=device, dtype=torch.float32) + 0.5) / factor - 0.5
-    return position / (small - 1) if small > 1 else torch.zeros_like(position)
-
-
-def render_superres(model: NVP, factor: int) -> Tensor:
-    """[T, factor * h, factor * w, 3] in [0, 1] from a model of an h x w video."""
-    device = model.planes.table.device
-    rows = centre_coordinates(model.height * factor, factor, device)
-    cols = centre_coordinates(model.width * factor, factor, device)
-    return torch.stack([model.render_grid(model.frame_time(i), rows, cols) for i in range(model.num_frames)])
 
 
 def kept_frames(num_frames: int, factor: int) -> list[int]:
@@ -119,20 +108,20 @@ def _publish(out_dir: str | os.PathLike, metrics: Mapping[str, Any], videos: Map
 
 
 def _trained(frames: Tensor, frames_store: str | Path, cfg: NVPTrainConfig, run: Mapping[str, str],
-             variant: Mapping[str, Any]) -> NVP:
+             variant: Mapping[str, Any], footprint: int = 1) -> NVP:
     result = train_nvp_run(frames, frames_store, cfg, run["work"], run["model"], variant=variant,
-                           restart_on_mismatch=True)
+                           footprint=footprint, restart_on_mismatch=True)
     model, _ = load_nvp(result.checkpoint, cfg.train.device)
     return model
 
 
 def resampling_config(sections: Mapping[str, Any], name: str) -> tuple[NVPTrainConfig, ResamplingConfig]:
-    """The ``nvp`` section, trained for the resampling section's ``iterations`` when given
-    (no snapshots), and the resampling section ``name``."""
+    """The ``nvp`` section without snapshots (budgets), trained for the resampling section's
+    ``iterations`` when given, and the resampling section ``name``."""
     resampling = section(ResamplingConfig, sections.get(name), name)
     cfg = nvp_train_config(sections.get("nvp"))
-    if resampling.iterations is not None:
-        cfg = dataclasses.replace(cfg, budgets=(), train=dataclasses.replace(cfg.train, iterations=resampling.iterations))
+    iterations = cfg.train.iterations if resampling.iterations is None else resampling.iterations
+    cfg = dataclasses.replace(cfg, budgets=(), train=dataclasses.replace(cfg.train, iterations=iterations))
     return cfg, resampling
 
 
@@ -143,9 +132,9 @@ def superres_job(frames_store: str | Path, sections: Mapping[str, Any], run: Map
     check_replaceable(out_dir)
     full = frames_uint8(frames_store, resolve_device(cfg.train.device))
     small = downsample(full, resampling.factor)
-    model = _trained(small, frames_store, cfg, run, {"superres": resampling.factor})
+    model = _trained(small, frames_store, cfg, run, {"superres": resampling.factor}, footprint=resampling.factor)
     truth = full.float() / 255
-    nvp = render_superres(model, resampling.factor)
+    nvp = render_fine(model, resampling.factor)
     bicubic = bicubic_upsample(small, *full.shape[1:3])
     metrics = {"factor": resampling.factor, "trained_size": list(small.shape[1:3]), "size": list(full.shape[1:3]),
                **_figures(nvp, bicubic, truth, lpips_weights),

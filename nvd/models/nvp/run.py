@@ -60,10 +60,12 @@ def run_identity(cfg: NVPTrainConfig, frames_store: str | Path, shape: tuple[int
             "inputs": input_fingerprints({"frames": frames_store})}
 
 
-def train_nvp(frames: Tensor, cfg: NVPTrainConfig, work_dir: str | Path, identity: Mapping[str, Any]) -> TrainResult:
+def train_nvp(frames: Tensor, cfg: NVPTrainConfig, work_dir: str | Path, identity: Mapping[str, Any],
+              footprint: int = 1) -> TrainResult:
     """Train NVP on ``frames`` (uint8 [T, H, W, 3], on the training device) into ``work_dir``,
     resuming when it holds this run, and keep ``work_dir/snapshots/step_<k>.pt`` at each
-    snapshot step.
+    snapshot step. ``footprint``: each pixel observed over that many sub-pixels per axis
+    (objective.py; super-resolution's training).
 
     The run trains in segments ending at the snapshot steps; each segment resumes the
     previous one's checkpoint exactly, so the whole equals one uninterrupted run (the
@@ -77,7 +79,7 @@ def train_nvp(frames: Tensor, cfg: NVPTrainConfig, work_dir: str | Path, identit
         if target.is_file() and step != cfg.train.iterations:
             continue
         seed_everything(cfg.train.seed)
-        task = NVPTask(frames, cfg)
+        task = NVPTask(frames, cfg, footprint)
         result = train(task, dataclasses.replace(cfg.train, iterations=step), work_dir, identity=identity,
                        meta=identity)
         write_snapshot(work_dir / CHECKPOINT_NAME, target)
@@ -96,11 +98,13 @@ def publish_snapshots(work_dir: str | Path, out_dir: str | Path, steps: tuple[in
 
 def train_nvp_run(frames: Tensor, frames_store: str | Path, cfg: NVPTrainConfig, work_dir: str | Path,
                   model_path: str | Path, snapshots_dir: str | Path | None = None, *,
-                  variant: Mapping[str, Any] | None = None, restart_on_mismatch: bool = False) -> TrainResult:
+                  variant: Mapping[str, Any] | None = None, footprint: int = 1,
+                  restart_on_mismatch: bool = False) -> TrainResult:
     """Train on ``frames`` (the store's frames, or a degraded copy described by ``variant``),
-    then publish the model, its log and (when ``snapshots_dir`` is given) the snapshots."""
-    identity = run_identity(cfg, frames_store, tuple(frames.shape[:3]), variant)
-    result = train_and_publish(lambda: train_nvp(frames, cfg, work_dir, identity), work_dir, model_path,
+    each pixel observed over ``footprint`` sub-pixels per axis, then publish the model, its log
+    and (when ``snapshots_dir`` is given) the snapshots."""
+    identity = run_identity(cfg, frames_store, tuple(frames.shape[:3]), {**(variant or {}), "footprint": footprint})
+    result = train_and_publish(lambda: train_nvp(frames, cfg, work_dir, identity, footprint), work_dir, model_path,
                                restart_on_mismatch)
     if snapshots_dir is not None:
         publish_snapshots(work_dir, snapshots_dir, cfg.snapshot_steps)
