@@ -10,10 +10,13 @@ zero_grad, the frame of the step (batch 1), forward, the model's loss (boost: 60
 solved to ``--size`` million counted parameters (nvd.models.nerv.size) on a T-frame clip of
 random pixels (the content does not change the work) with the presets' settings and strides
 from the frame size; an epoch is T steps. Each model runs in a fresh subprocess, which times
-``--steps`` steps after two warm-up steps; the median and best step are printed. For each pair
-the plain model runs twice, with its own loss and with the boost loss, and the ratio boosted /
-plain of the median step is printed against both: the recipe's cost (model and loss), and the
-conditional decoder's alone (this project's target: at most 1.5x).
+``--steps`` steps after two warm-up steps; the median and best step are printed, and the
+floating-point operations of one step (forward and backward of the convolutions and matrix
+products, torch.utils.flop_counter: the work the architecture asks for, whatever the machine).
+For each pair the plain model runs twice, with its own loss and with the boost loss, and the
+ratio boosted / plain of the median step is printed against both, beside the ratio of their
+FLOPs: the recipe's cost (model and loss), and the conditional decoder's alone (this project's
+target: at most 1.5x).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def run_case(model: str, loss: str | None, args: argparse.Namespace, device: str
     """One model (with ``loss``, None: its own) in its own process: counted parameters and
     step times."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from nvd.models.nerv.objective import NeRVTask
     from nvd.models.nerv.training import nerv_train_config
@@ -44,8 +48,12 @@ def run_case(model: str, loss: str | None, args: argparse.Namespace, device: str
     cfg = nerv_train_config({"model_size": args.size, "epochs": 300, "loss": loss, "train": {"device": device}},
                             model=model)
     task = NeRVTask(video, cfg)
-    times = time_steps(task_step(task, device), args.steps)
+    step = task_step(task, device)
+    times = time_steps(step, args.steps)
+    with FlopCounterMode(display=False) as flops:
+        step()
     return {"parameters": task.parameter_count, "median_s": statistics.median(times), "best_s": min(times),
+            "gflop": flops.get_total_flops() / 1e9,
             "loss": task.loss_name, "strides": list(task.model.layout.strides),
             "blocks": list(task.model.layout.blocks)}
 
@@ -82,7 +90,7 @@ def main() -> None:
     print(f"NeRV-family training step (batch 1), {args.frames} frames of {args.width}x{args.height}, "
           f"{args.size}M counted parameters, {device}{f', {args.threads} threads' if args.threads else ''}")
     print(f"{'model':>12} {'parameters':>11} {'loss':>7} {'median step s':>14} {'best step s':>12} "
-          f"{'epoch s':>8}")
+          f"{'epoch s':>8} {'GFLOP/step':>11}")
     for plain, boosted in PAIRS:
         if plain not in args.models:
             continue
@@ -90,10 +98,11 @@ def main() -> None:
         results = [run_subprocess(model, loss, args, device) for model, loss in rows]
         for (model, _), r in zip(rows, results):
             print(f"{model:>12} {r['parameters']:>11,} {r['loss']:>7} {r['median_s']:>14.4f} {r['best_s']:>12.4f} "
-                  f"{r['median_s'] * args.frames:>8.2f}")
+                  f"{r['median_s'] * args.frames:>8.2f} {r['gflop']:>11.3f}")
         own, same, boost = (r["median_s"] for r in results)
         print(f"{'':>12} {boosted} / {plain}: {boost / own:.2f}x with each model's own loss, "
-              f"{boost / same:.2f}x with the boost loss for both")
+              f"{boost / same:.2f}x with the boost loss for both; "
+              f"FLOPs {results[2]['gflop'] / results[1]['gflop']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 # The NeRV family (nvd.models.nerv): NeRV, E-NeRV and HNeRV, each plain and boosted, trained
 # per video for regression, inpainting and interpolation, and the tables of each dataset that
-# runs it (datasets.<name>.families lists nerv). {nerv_model} is one of the six model names.
+# runs it (datasets.<name>.families lists nerv). {nerv_model} names a model folder: one of the
+# six model names, with its size when nerv.model_sizes lists several (hnerv_boost_3M).
 
 NERV_RUN = LAYOUT.run_files("{nerv_model}")
 NERV_INPAINT = LAYOUT.run_files("{nerv_model}_inpaint")
@@ -14,7 +15,7 @@ rule nerv_train:
         model=NERV_RUN["model"],
         log=NERV_RUN["log"],
     params:
-        sections=section_params("nerv"),
+        sections=nerv_params(),
         work_dir=NERV_RUN["work"],
         code=code_version("nerv"),
     resources:
@@ -68,7 +69,7 @@ rule nerv_inpaint:
         log=NERV_INPAINT["log"],
         eval=directory(NERV_INPAINT["eval"]),
     params:
-        sections=section_params("nerv", "nerv_inpaint"),
+        sections=nerv_params("nerv_inpaint"),
         work_dir=NERV_INPAINT["work"],
         lpips=WEIGHTS.lpips,
         code=code_version("nerv_evaluation"),
@@ -93,7 +94,7 @@ rule nerv_interpolate:
         log=NERV_INTERPOLATE["log"],
         eval=directory(NERV_INTERPOLATE["eval"]),
     params:
-        sections=section_params("nerv", "nerv_interpolate"),
+        sections=nerv_params("nerv_interpolate"),
         work_dir=NERV_INTERPOLATE["work"],
         lpips=WEIGHTS.lpips,
         code=code_version("nerv_evaluation"),

@@ -29,7 +29,8 @@ from nvd.models.nerv.tasks import (
     task_setup,
     variant,
 )
-from nvd.models.nerv.training import nerv_train_config
+from nvd.models.nerv.tables import boost_gains
+from nvd.models.nerv.training import nerv_train_config, run_sections, task_folders
 from nvd.train.divergence import TrainingDiverged
 from nvd.train.loop import read_checkpoint, train
 
@@ -71,6 +72,41 @@ def test_config_defaults_and_checks():
             nerv_train_config(bad)
 
 
+def test_model_sizes_name_the_folders_and_each_run_sees_its_own_settings():
+    one = {"model_size": 0.2, "models": ["hnerv", "hnerv_boost"], "per_model": {"hnerv": {"lower_width": 8}}}
+    assert task_folders({"nerv": one}, "regression") == ["hnerv", "hnerv_boost"]  # one size: the demo's names
+    several = {key: value for key, value in one.items() if key != "model_size"} | {"model_sizes": [0.75, 1.5, 3]}
+    config = {"nerv": several, "nerv_inpaint": {"models": ["hnerv_boost"], "mask": "squares"}}
+    assert task_folders(config, "regression") == ["hnerv_0.75M", "hnerv_boost_0.75M", "hnerv_1.5M",
+                                                  "hnerv_boost_1.5M", "hnerv_3M", "hnerv_boost_3M"]
+    assert task_folders(config, "inpaint") == ["hnerv_boost_0.75M", "hnerv_boost_1.5M", "hnerv_boost_3M"]
+    assert task_folders(config, "interpolate") == []  # no nerv_interpolate section
+    assert task_folders({"nerv": {**several, "regression": False}, "nerv_inpaint": {}}, "regression") == []
+    # a folder trains at its size with its model's settings only: the workflow's params
+    run = run_sections(config, "hnerv_boost_1.5M", "nerv_inpaint")
+    assert run == {"nerv": {"model_size": 1.5}, "nerv_inpaint": {"mask": "squares"}}
+    assert run_sections(config, "hnerv_3M")["nerv"] == {"model_size": 3.0, "per_model": {"hnerv": {"lower_width": 8}}}
+    cfg = nerv_train_config(run["nerv"], model="hnerv_boost_1.5M")
+    assert (cfg.model, cfg.model_size) == ("hnerv_boost", 1.5)
+    assert nerv_train_config(several, model="hnerv_3M").model_config().lower_width == 8
+    assert nerv_train_config({"model_sizes": [0.5]}, model="nerv").model_size == 0.5
+    with pytest.raises(ConfigError, match="hnerv_0.75M"):  # which size would it be?
+        nerv_train_config(several, model="hnerv")
+    for bad in ({"model_size": 1, "model_sizes": [2]}, {"model_sizes": []}, {"model_sizes": [1, 1.0]},
+                {"model_sizes": [0]}, {"model_sizes": [1e-7]}, {"regression": "no"}):
+        with pytest.raises(ConfigError):
+            nerv_train_config(bad)
+
+
+def test_boost_gain_pairs_models_of_the_same_size():
+    rows = [{"model": name, "psnr_mean": psnr} for name, psnr in
+            (("hnerv_1.5M", 30.0), ("hnerv_boost_1.5M", 33.5), ("hnerv_3M", 32.0), ("hnerv_boost_3M", 34.0),
+             ("enerv_boost_3M", 31.0))]
+    assert boost_gains(rows) == {"hnerv_boost_1.5M": 3.5, "hnerv_boost_3M": 2.0}  # enerv did not run
+    assert boost_gains([{"model": "nerv", "psnr_mean": 20.0}, {"model": "nerv_boost", "psnr_mean": 23.0}]) == \
+        {"nerv_boost": 3.0}
+
+
 # ---------------------------------------------------------------- losses and schedule
 
 
@@ -82,9 +118,10 @@ def test_boost_loss_hand_cases():
     impulse = torch.zeros(1, 1, 2, 2)
     impulse[0, 0, 0, 0] = 1
     assert fft_l1(impulse, torch.zeros_like(impulse)).item() == pytest.approx(1.0)
-    p, t = torch.rand(2, 3, 4, 5), torch.rand(2, 3, 4, 5)
-    expected = np.abs(np.fft.fft2(p.numpy()) - np.fft.fft2(t.numpy())).mean()
-    assert fft_l1(p, t).item() == pytest.approx(expected, rel=1e-5)
+    for width in (5, 6, 1):  # the half spectrum's mirrored columns: odd, even (a Nyquist column), none
+        p, t = torch.rand(2, 3, 4, width), torch.rand(2, 3, 4, width)
+        expected = np.abs(np.fft.fft2(p.numpy()) - np.fft.fft2(t.numpy())).mean()
+        assert fft_l1(p, t).item() == pytest.approx(expected, rel=1e-5)
     # the total: 60 * (0.7 L1 + 0.3 (1 - MS-SSIM)) + FFT-L1
     y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
     total, terms = reconstruction_loss("boost", y, x)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from nvd.cli.common import Command
 from nvd.core.layout import EVAL_DIR, MODEL_NAME, WORK_DIR
+from nvd.models import NERV_MODELS, NERV_TASKS
 from nvd.train.config import TrainConfig
 
-MODELS = ("nerv", "nerv_boost", "enerv", "enerv_boost", "hnerv", "hnerv_boost")  # config.MODEL_PRESETS
-TASKS = ("regression", "inpaint", "interpolate")  # tasks.TASKS
+MODELS = NERV_MODELS
+TASKS = tuple(NERV_TASKS)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -20,15 +21,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from nvd.core.config import load_config
     from nvd.core.devices import resolve_device
     from nvd.data.loader import frames_uint8
+    from nvd.models import nerv_model_folder
     from nvd.models.nerv.run import train_nerv_run
     from nvd.models.nerv.tasks import variant
     from nvd.models.nerv.training import inpaint_config, nerv_train_config
 
     config = load_config(args.config) if args.config else {}
-    values = dict(config.get("nerv") or {})
-    if args.model_size is not None:
-        values["model_size"] = args.model_size
-    cfg = nerv_train_config(values, model=args.model).with_epochs(args.epochs)
+    # A model with a size names the folder the workflow would train it in (hnerv_3M).
+    cfg = nerv_train_config(config.get("nerv"), model=nerv_model_folder(args.model, args.model_size))
+    cfg = cfg.with_epochs(args.epochs)
     if args.device is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=args.device))
     mask = None
@@ -59,7 +60,7 @@ def register(command: Command) -> None:
     p.add_argument("--out", required=True, help="output folder: model.pt, log.csv, work/")
     p.add_argument("--config", default=None, help="workflow config whose 'nerv' section to use")
     p.add_argument("--epochs", type=int, default=None, help="override nerv.epochs")
-    p.add_argument("--model-size", type=float, default=None, help="override nerv.model_size (millions)")
+    p.add_argument("--model-size", type=float, default=None, help="override nerv.model_size / model_sizes (millions)")
     p.add_argument("--task", choices=TASKS, default="regression",
                    help="regression (the whole video), inpaint (frames with holes) or interpolate "
                         "(even frames only)")

@@ -55,17 +55,25 @@ class ConvUpBlock(nn.Module):
         return self.act(self.body(x))
 
 
+def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
+    """Each channel of each image [B, C, H, W] to zero mean and unit variance over H, W (biased
+    variance, as nn.InstanceNorm2d without affine). Written out: torch's CPU kernel returns a
+    wrong input gradient when its input is NCHW and the gradient arriving channels-last (torch
+    2.14), which is what a channels-last convolution after it sends back."""
+    x = x - x.mean(dim=(2, 3), keepdim=True)
+    return x * torch.rsqrt(x.square().mean(dim=(2, 3), keepdim=True) + eps)
+
+
 class AdaINModulation(nn.Module):
     """(x [B, C, H, W], m [B, t_hidden]) -> InstanceNorm(x) * gamma + beta, gamma/beta [B, C]."""
 
     def __init__(self, channels: int, t_hidden: int, act: str) -> None:
         super().__init__()
-        self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.to_gamma_beta = mlp([t_hidden, 2 * channels], act)
 
     def forward(self, x: Tensor, m: Tensor) -> Tensor:
         gamma, beta = self.to_gamma_beta(m)[:, :, None, None].chunk(2, dim=1)
-        return self.norm(x) * gamma + beta
+        return instance_norm(x) * gamma + beta
 
 
 class ENeRV(NeRVFamilyModel):

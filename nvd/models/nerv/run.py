@@ -53,7 +53,7 @@ def model_fields(cfg: Any) -> dict[str, Any]:
 def training_identity(cfg: NeRVTrainConfig) -> dict[str, Any]:
     """The config as it shapes the run: the model's settings, the recipe, epochs and seed."""
     config = dataclasses.asdict(cfg)
-    for key in ("overrides", "per_model", "eval_every", "checkpoint_every"):
+    for key in ("overrides", "per_model", "eval_every", "checkpoint_every", "models", "model_sizes", "regression"):
         config.pop(key)
     config.update(model_config=model_fields(cfg.model_config()), lr=cfg.learning_rate, loss=cfg.loss_name,
                   train={"seed": cfg.train.seed})
@@ -99,8 +99,9 @@ def train_nerv_run(frames: Tensor, frames_store: str | Path, cfg: NeRVTrainConfi
 
 def nerv_train_job(frames_store: str | Path, sections: Mapping[str, Any], model_name: str,
                    work_dir: str | Path, model_path: str | Path) -> TrainResult:
-    """The NeRV training job: model ``model_name`` (the workflow's wildcard) with the ``nerv``
-    section as written, on the video's frames store. The workflow reruns it only when its
+    """The NeRV training job: model folder ``model_name`` (the workflow's wildcard: a model,
+    with its size when the config has several) with the ``nerv`` section (training.run_sections),
+    on the video's frames store. The workflow reruns it only when its
     inputs, config or code changed, so a checkpoint left by an older run is stale and is
     discarded."""
     cfg = nerv_train_config(sections.get("nerv"), model=model_name)

@@ -1,8 +1,9 @@
 """The NeRV family's tables for one dataset, from its models' evaluation folders and logs.
 
-- ``nerv_regression_<dataset>``: per model, counted parameters, epochs, training time, PSNR and
-  MS-SSIM (mean +- std over the videos), then for each boosted model whose plain model ran too
-  the gain in dB at equal size and epochs; plus ``nerv_psnr_vs_time_<dataset>.png``, the
+- ``nerv_regression_<dataset>``: per model folder (a model, with its size when the config has
+  several: ``hnerv_boost_3M``), the target size, counted parameters, epochs, training time, PSNR
+  and MS-SSIM (mean +- std over the videos), then for each boosted model whose plain model ran
+  too at the same size the gain in dB at equal size and epochs; plus ``nerv_psnr_vs_time_<dataset>.png``, the
   paper's figure: PSNR against training time, one curve per model, one panel per video.
 - ``nerv_inpaint_<dataset>``: per model, PSNR on the full frame and inside the holes, beside the
   input with its holes.
@@ -20,9 +21,11 @@ from typing import Any
 
 from nvd.core.publish import publish_text, publish_with
 from nvd.eval.table_format import as_number, csv_text, format_number, markdown_table, mean_std, plus_minus, read_metrics
+from nvd.models import nerv_model_folder, parse_nerv_model
 from nvd.train.loop import read_log
 
-# {model: {video: eval folder}} is what every table reads.
+# {model folder: {video: eval folder}} is what every table reads (the regression folder's name
+# for every task: nvd.models.nerv_method).
 Evaluations = Mapping[str, Mapping[str, str | Path]]
 
 
@@ -45,8 +48,8 @@ def _summaries(evaluations: Evaluations, columns: Mapping[str, tuple[str, ...]])
     return rows
 
 
-REGRESSION = {"parameters": ("parameters",), "epochs": ("epochs",), "train_time_s": ("train_time_s",),
-              "psnr": ("psnr",), "ms_ssim": ("ms_ssim",)}
+REGRESSION = {"model_size": ("model_size",), "parameters": ("parameters",), "epochs": ("epochs",),
+              "train_time_s": ("train_time_s",), "psnr": ("psnr",), "ms_ssim": ("ms_ssim",)}
 INPAINT = {"psnr": ("output", "psnr"), "psnr_holes": ("output", "psnr_holes"), "input_psnr": ("input", "psnr"),
            "input_psnr_holes": ("input", "psnr_holes")}
 INTERPOLATE = {"psnr": ("output", "psnr"), "ms_ssim": ("output", "ms_ssim"), "blend_psnr": ("baseline", "psnr"),
@@ -57,17 +60,24 @@ def _columns(figures: Mapping[str, tuple[str, ...]]) -> list[str]:
     return ["model", "videos"] + [f"{name}_{k}" for name in figures for k in ("mean", "std")]
 
 
+def _plain_folder(folder: str) -> str | None:
+    """The folder of the plain model of the same size as boosted model folder ``folder``."""
+    model, size = parse_nerv_model(folder)
+    return nerv_model_folder(model.removesuffix("_boost"), size) if model.endswith("_boost") else None
+
+
 def boost_gains(rows: list[dict[str, Any]]) -> dict[str, float]:
-    """{boosted model: its mean PSNR minus its plain model's}, where both ran."""
+    """{boosted model folder: its mean PSNR minus its plain model's at the same size}, where
+    both ran."""
     psnr = {row["model"]: row["psnr_mean"] for row in rows}
-    return {name: psnr[name] - psnr[name[: -len("_boost")]] for name in psnr
-            if name.endswith("_boost") and name[: -len("_boost")] in psnr}
+    plain = {name: _plain_folder(name) for name in psnr}
+    return {name: psnr[name] - psnr[plain[name]] for name in psnr if plain[name] in psnr}
 
 
 def regression_table(evaluations: Evaluations) -> tuple[str, str]:
     rows = _summaries(evaluations, REGRESSION)
-    header = ["model", "parameters", "epochs", "training time (s)", "PSNR (dB)", "MS-SSIM"]
-    cells = [[r["model"], f"{r['parameters_mean']:,.0f}", f"{r['epochs_mean']:.0f}",
+    header = ["model", "target size (M)", "parameters", "epochs", "training time (s)", "PSNR (dB)", "MS-SSIM"]
+    cells = [[r["model"], f"{r['model_size_mean']:g}", f"{r['parameters_mean']:,.0f}", f"{r['epochs_mean']:.0f}",
               plus_minus(r["train_time_s_mean"], r["train_time_s_std"], 0),
               plus_minus(r["psnr_mean"], r["psnr_std"], 2), plus_minus(r["ms_ssim_mean"], r["ms_ssim_std"], 4)]
              for r in rows]

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from nvd.core.errors import ConfigError, InputError
+from nvd.models import NERV_TASKS
 from nvd.models.nerv.base import NeRVFamilyModel
 from nvd.models.nerv.objective import RENDER_CHUNK, as_input, needs_frames, render_frames
 from nvd.models.nerv.training import MASKS
@@ -42,7 +43,7 @@ from nvd.models.nerv.training import MASKS
 SQUARE_SIDE = 50  # px at the reference size
 SQUARE_REFERENCE = (1080, 1920)  # (height, width) the square side is given at
 SQUARE_CENTRES = ((0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75))  # (row, col)
-TASKS = ("regression", "inpaint", "interpolate")
+TASKS = tuple(NERV_TASKS)
 
 
 def square_side(height: int, width: int) -> int:

@@ -28,11 +28,17 @@ Losses (``loss``; unset: each model's own, from its paper):
 See losses.py for the exact terms.
 
 Model. ``model`` names one of the six presets (nvd.models.nerv.config.MODEL_PRESETS); the
-workflow passes it as a wildcard (``nerv_train_config(values, model=...)``). ``model_size``
-(millions of counted parameters) is solved for at the video's frame size. ``overrides``
-(model-config fields) apply to whichever model is trained, ``per_model.<name>`` on top of
-them to that model only (e.g. ``per_model: {nerv: {stem_hidden: 128}}``), so one section
-serves all six. Unless the overrides set them, the decoder ``strides`` (and HNeRV's
+workflow passes the model folder as a wildcard (``nerv_train_config(values, model=...)``).
+``model_size`` (millions of counted parameters) is solved for at the video's frame size.
+``model_sizes`` (instead of model_size) trains every model at each size: the folders then say
+their size, ``hnerv_boost_3M`` (nvd.models.nerv_model_folder), and a folder's size is the one
+its run trains at; with one size the folder is the model's name alone. ``run_sections`` is the
+part of the sections that shapes one folder's run (its model's per_model entry, its size):
+the workflow's params, so editing one model's or size's settings reruns that folder only.
+``regression: false`` trains no regression models: only the task sections' (see below).
+``overrides`` (model-config fields) apply to whichever model is trained, ``per_model.<name>``
+on top of them to that model only (e.g. ``per_model: {nerv: {stem_hidden: 128}}``), so one
+section serves all six. Unless the overrides set them, the decoder ``strides`` (and HNeRV's
 ``enc_strides``) are derived from the frame size and the 9 x 16 grid
 (geometry.strides_for): the papers' 5-2-2-2-2 at 1280x720 and 5-3-2-2-2 at 1920x1080.
 
@@ -50,6 +56,7 @@ from typing import Any
 
 from nvd.core.config import section
 from nvd.core.errors import ConfigError
+from nvd.models import NERV_TASKS, is_nerv_model_folder, nerv_model_folder, parse_nerv_model
 from nvd.models.nerv.config import MODEL_PRESETS, HNeRVConfig, ModelConfig, model_config
 from nvd.train.config import TrainConfig
 
@@ -59,6 +66,10 @@ MODEL_LR = {"enerv_boost": 1.5e-3}  # the paper's lr where it differs from DEFAU
 # Keys of the nested ``train`` section: the loop's iteration counts follow from the epochs.
 TRAIN_KEYS = ("seed", "device")
 MASKS = ("centre", "squares")
+# Keys of the nerv section that say which runs the workflow makes, not how one run trains.
+WORKFLOW_KEYS = ("model", "models", "model_sizes", "regression")
+# task -> the section that turns it on (regression: nerv, unless nerv.regression is false)
+TASK_SECTIONS = {"regression": "nerv", "inpaint": "nerv_inpaint", "interpolate": "nerv_interpolate"}
 
 
 def default_loss(name: str) -> str:
@@ -77,6 +88,10 @@ def _check_models(key: str, models: tuple[str, ...] | None) -> None:
         raise ConfigError(f"{key}: expected a non-empty list of {sorted(MODEL_PRESETS)}, got {list(models)}")
 
 
+def _is_size(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 def _positive_int(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"nerv.{name} must be an integer >= 1, got {value!r}")
@@ -89,6 +104,8 @@ class NeRVTrainConfig:
     model: str = "hnerv_boost"  # one of MODEL_PRESETS: what nvd nerv-train trains by default
     models: tuple[str, ...] = tuple(MODEL_PRESETS)  # what the workflow trains, one run each
     model_size: float = 3.0  # target counted parameters in millions (solved at the frame size)
+    model_sizes: tuple[float, ...] | None = None  # the workflow's sizes (instead of model_size)
+    regression: bool = True  # the workflow trains nerv.models on whole videos
     overrides: Mapping[str, Any] = field(default_factory=dict)  # model-config fields, every model
     per_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {name: fields}
     epochs: int = 300
@@ -107,9 +124,20 @@ class NeRVTrainConfig:
         if self.model not in MODEL_PRESETS:
             raise ConfigError(f"nerv.model must be one of {sorted(MODEL_PRESETS)}, got {self.model!r}")
         _check_models("nerv.models", self.models)
-        if not isinstance(self.model_size, (int, float)) or isinstance(self.model_size, bool) \
-                or not self.model_size > 0:
+        if not _is_size(self.model_size):
             raise ConfigError(f"nerv.model_size must be a number > 0 (millions), got {self.model_size!r}")
+        if self.model_sizes is not None:
+            sizes = self.model_sizes
+            if not isinstance(sizes, tuple) or not sizes or not all(map(_is_size, sizes)) \
+                    or len({float(v) for v in sizes}) != len(sizes):
+                raise ConfigError(f"nerv.model_sizes must be a non-empty list of distinct numbers > 0 "
+                                  f"(millions), got {sizes!r}")
+            unnamed = [v for v in sizes if not is_nerv_model_folder(nerv_model_folder("nerv", v))]
+            if unnamed:
+                raise ConfigError(f"nerv.model_sizes: {unnamed} cannot name a model folder (hnerv_<size>M); "
+                                  "give sizes between 0.0001 and 1e15 millions")
+        if not isinstance(self.regression, bool):
+            raise ConfigError(f"nerv.regression must be true or false, got {self.regression!r}")
         for name in ("overrides", "per_model"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ConfigError(f"nerv.{name} must be a mapping, got {getattr(self, name)!r}")
@@ -169,6 +197,17 @@ class NeRVTrainConfig:
             values["boost_cfg"] = dict(values["boost_cfg"])
         return model_config(self.model, model_size=float(self.model_size), **values)
 
+    @property
+    def sizes(self) -> tuple[float, ...]:
+        """The sizes (millions) the workflow trains every model at: model_sizes, else model_size."""
+        return tuple(float(v) for v in (self.model_sizes or (self.model_size,)))
+
+    def folders(self, models: tuple[str, ...] | list[str]) -> list[str]:
+        """The regression folders of ``models`` at every size, size by size: the model names
+        with one size, ``<model>_<size>M`` with several (nvd.models.nerv_model_folder)."""
+        sized = len(self.sizes) > 1
+        return [nerv_model_folder(m, size if sized else None) for size in self.sizes for m in models]
+
     def steps_per_epoch(self, train_frames: int) -> int:
         """Iterations per epoch on ``train_frames`` frames: ceil(train_frames / batch_size)."""
         if train_frames < 1:
@@ -191,22 +230,87 @@ class NeRVTrainConfig:
         return self if epochs is None else dataclasses.replace(self, epochs=epochs)
 
 
+def _folder_size(values: Mapping[str, Any], folder: str) -> tuple[str, float | None]:
+    """(model, size) of the run of model folder ``folder`` under the section ``values``: the
+    folder's own size, else the section's one size (None: model_size's default)."""
+    try:
+        model, size = parse_nerv_model(folder)
+    except ValueError as exc:
+        raise ConfigError(f"nerv: {exc}") from None
+    if size is None and values.get("model_sizes") is not None:
+        sizes = list(values["model_sizes"])
+        if len(sizes) > 1:
+            raise ConfigError(f"nerv.model_sizes lists several sizes {sizes}: name the model with its size, "
+                              f"e.g. {nerv_model_folder(model, sizes[0])} (nvd nerv-train: --model-size)")
+        size = sizes[0]
+    if size is None and values.get("model_size") is not None:
+        size = values["model_size"]
+    return model, None if size is None else float(size)
+
+
 def nerv_train_config(values: Mapping[str, Any] | None, model: str | None = None,
                       name: str = "nerv") -> NeRVTrainConfig:
-    """The ``nerv`` section as written -> NeRVTrainConfig; ``model`` (the workflow's model
-    wildcard, the CLI's --model) replaces the section's ``model`` key."""
+    """The ``nerv`` section as written -> NeRVTrainConfig. ``model`` (the workflow's model
+    folder wildcard, the CLI's --model) replaces the section's ``model`` key; a folder with a
+    size (``hnerv_3M``) trains at that size. With several ``model_sizes`` a model without a size
+    is refused (which size would it be?)."""
     values = dict(values or {})
     extra = sorted(set(values.get("train") or {}) - set(TRAIN_KEYS))
     if extra:
         raise ConfigError(f"config section '{name}.train': key(s) {extra} are not used by the NeRV "
                           f"family (its steps follow from epochs, eval_every and checkpoint_every); "
                           f"known: {list(TRAIN_KEYS)}")
+    if "model_size" in values and values.get("model_sizes") is not None:
+        raise ConfigError(f"config section '{name}': set model_size (one size) or model_sizes (several), "
+                          "not both")
     if model is not None:
-        values["model"] = model
+        values["model"], size = _folder_size(values, model)
+        values.pop("model_sizes", None)
+        if size is not None:
+            values["model_size"] = size
     for key in ("overrides", "per_model"):  # mappings stay mappings (section() would try a dataclass)
         if values.get(key) is None:
             values.pop(key, None)
     return section(NeRVTrainConfig, values, name)
+
+
+def run_sections(config: Mapping[str, Any], folder: str, *tasks: str) -> dict[str, dict[str, Any]]:
+    """What shapes the run of model folder ``folder`` (regression folder name, e.g.
+    ``hnerv_3M``): the ``nerv`` section with the workflow's keys (WORKFLOW_KEYS) dropped, its
+    size set and ``per_model`` cut to its model, and the sections of ``tasks`` (section names,
+    e.g. ``nerv_inpaint``) without their ``models``. The jobs read these (as the config's own
+    sections, nerv_train_config(sections["nerv"], model=folder)); the workflow's params, so
+    another model's or size's settings never rerun this folder."""
+    values = dict(config.get("nerv") or {})
+    nerv_train_config(values)  # the section's own errors first, with their key names
+    model, size = _folder_size(values, folder)
+    run = {k: v for k, v in values.items() if k not in WORKFLOW_KEYS and k not in ("model_size", "per_model")}
+    if size is not None:
+        run["model_size"] = size
+    own = (values.get("per_model") or {}).get(model)
+    if own:
+        run["per_model"] = {model: own}
+    sections = {"nerv": run}
+    for task in tasks:
+        sections[task] = {k: v for k, v in (config.get(task) or {}).items() if k != "models"}
+    return sections
+
+
+def task_folders(config: Mapping[str, Any], task: str) -> list[str]:
+    """The regression folders (``{nerv_model}`` values) the workflow trains for ``task`` (a key
+    of NERV_TASKS; the task's own folders append its suffix, nvd.models.nerv_method): none
+    unless the task's section is in ``config`` (regression: and nerv.regression is true); else
+    the task section's ``models`` (default nerv.models) at every size."""
+    if task not in NERV_TASKS:
+        raise ConfigError(f"nerv: unknown task {task!r}, expected one of {list(NERV_TASKS)}")
+    if TASK_SECTIONS[task] not in config:
+        return []
+    cfg = nerv_train_config(config.get("nerv"))
+    if task == "regression":
+        return cfg.folders(cfg.models) if cfg.regression else []
+    task_cfg = inpaint_config(config.get("nerv_inpaint")) if task == "inpaint" else \
+        interpolate_config(config.get("nerv_interpolate"))
+    return cfg.folders(task_cfg.models or cfg.models)
 
 
 @dataclass(frozen=True)
