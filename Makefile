@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= profiles/local
 
-.PHONY: demo test bench lint env clean install-profile demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv
+.PHONY: demo test bench lint env clean install-profile demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv \
+	demo-codecs
 
 env: $(STAMP)
 
@@ -21,8 +22,9 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile $(PROFILE)
 	$(BIN)/nvd summary --config config.yaml
 
-# One family's part of the demo: make demo-stores | demo-decompositions | demo-hypernvd | demo-nvp | demo-nerv
-demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv: demo-%: $(STAMP)
+# One family's part of the demo: make demo-stores | demo-decompositions | demo-hypernvd | demo-nvp | demo-nerv |
+# demo-codecs (NVP's and the NeRV family's files, the anchors, the benchmark; trains what it codes)
+demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv demo-codecs: demo-%: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile $(PROFILE) $*
 
 test: $(STAMP)

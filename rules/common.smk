@@ -2,13 +2,15 @@
 # All logic lives in the nvd package; this file only wires it into the DAG. Every path comes
 # from nvd.core.layout (the results tree) and every default from the components' dataclasses.
 
+import re
 import sys
 
 from snakemake.exceptions import WorkflowError
 
+from nvd.compression.anchor_config import anchor_config, anchor_names, curve_section
 from nvd.core.config import as_dict, results_layout, validate_config
 from nvd.core.errors import NvdError
-from nvd.core.layout import DATA_STAGES, ResultsLayout
+from nvd.core.layout import BENCHMARK_TABLES, COMPARISON_CSV, DATA_STAGES, ResultsLayout
 from nvd.core.versioning import code_version
 from nvd.data.datasets import all_videos, dataset_families, dataset_videos, hypernet_split, video_stages
 from nvd.data.inputs import check_inputs
@@ -16,7 +18,11 @@ from nvd.data.demo import DEFAULT_DEMO_DIR, FOOTAGE_CLIPS, SYNTHETIC_CLIPS
 from nvd.data.stages import backends_in_use, stage_config
 from nvd.data.verify import quarantine_invalid_stores
 from nvd.data.weights import BACKEND_WEIGHTS, check_weights, weights_from_config
-from nvd.models import METHODS, NERV_MODELS, family_methods, nerv_method
+from nvd.eval.paper_tables import PAPER_TABLES
+from nvd.models import METHODS, NERV_MODEL_PATTERN, NERV_TASKS, family_methods, nerv_method, parse_nerv_model
+from nvd.models.nerv.codec_config import cem_config, point_names as nerv_point_names, point_section as nerv_point_section
+from nvd.models.nvp.codec_config import nvp_codec_config, point_section as nvp_point_section
+from nvd.models.nerv.training import TASK_SECTIONS, run_sections, task_folders
 from nvd.train.config import TrainConfig
 
 try:
@@ -28,6 +34,12 @@ try:
     check_inputs(config)
     check_weights(WEIGHTS, backends_in_use(config))
     HYPER_SPLIT = hypernet_split(config)
+    NERV_FOLDERS = {task: task_folders(config, task) for task in NERV_TASKS}  # task -> {nerv_model} values
+    # the codecs' rate points and anchor curves ({point}, {anchor}); a section absent: none
+    NVP_POINTS = nvp_codec_config(config["nvp_compress"]).point_names() if "nvp_compress" in config else []
+    NERV_POINTS = nerv_point_names(cem_config(config["nerv_compress"])) if "nerv_compress" in config else []
+    ANCHOR_CURVES = (anchor_names(anchor_config(config.get("codec_anchor")))
+                     if "codec_anchor" in config or "benchmark" in config else [])
 except NvdError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -44,7 +56,9 @@ wildcard_constraints:
     video=r"[A-Za-z0-9_.-]+",
     layer=r"\d+",
     method="|".join(METHODS),
-    nerv_model="|".join(NERV_MODELS),
+    point="|".join(re.escape(p) for p in (*NVP_POINTS, *NERV_POINTS)) or "(?!)",  # (?!): matches nothing
+    anchor="|".join(re.escape(a) for a in ANCHOR_CURVES) or "(?!)",
+    nerv_model=NERV_MODEL_PATTERN,  # a model, with its size when nerv.model_sizes lists several
 
 # The model folders the layered-decomposition rules (evaluate, edit) serve.
 DECOMPOSITION_METHODS = "|".join(family_methods("hashing_nvd", "hypernvd"))
@@ -337,9 +351,8 @@ def all_nvp():
 
 # ---------------------------------------------------------------------------- NeRV family
 
-# table kind -> (the task whose model folders it reads, the config section that turns it on)
-NERV_TABLE_TASKS = {"nerv_regression": ("regression", "nerv"), "nerv_inpaint": ("inpaint", "nerv_inpaint"),
-                    "nerv_interpolate": ("interpolate", "nerv_interpolate")}
+# table kind -> the task whose model folders it reads
+NERV_TABLE_TASKS = {"nerv_regression": "regression", "nerv_inpaint": "inpaint", "nerv_interpolate": "interpolate"}
 
 
 def nerv_datasets():
@@ -347,14 +360,17 @@ def nerv_datasets():
     return sorted({v.dataset for v in VIDEOS if "nerv" in FAMILIES[v.dataset]})
 
 
-def nerv_models(task):
-    """The models a task trains: its section's ``models``, else nerv.models, else all six."""
-    section = NERV_TABLE_TASKS[f"nerv_{task}"][1]
-    return list((config.get(section) or {}).get("models") or (config.get("nerv") or {}).get("models") or NERV_MODELS)
+def nerv_model_folders(dataset, task="regression"):
+    """The ``{nerv_model}`` values ``task`` trains on each video of ``dataset``: regression
+    folder names, a model with its size when nerv.model_sizes lists several (hnerv_boost_3M),
+    else the model's name; a task's own folder appends its suffix (nvd.models.nerv_method).
+    Empty when the dataset does not run the NeRV family or the task is off
+    (nvd.models.nerv.training.task_folders)."""
+    return list(NERV_FOLDERS[task]) if "nerv" in FAMILIES.get(dataset, ()) else []
 
 
 def nerv_table_kinds():
-    return [kind for kind, (_, section) in NERV_TABLE_TASKS.items() if section in config]
+    return [kind for kind, task in NERV_TABLE_TASKS.items() if NERV_FOLDERS[task]]
 
 
 def _nerv_videos(dataset):
@@ -364,12 +380,27 @@ def _nerv_videos(dataset):
 
 
 def nerv_runs(kind, dataset, key="eval"):
-    """{model: {video: ``key`` of its model folder}} behind a table kind of a dataset."""
+    """{model folder: {video: ``key`` of its task folder}} behind a table kind of a dataset."""
+    task = NERV_TABLE_TASKS[kind]
     if kind not in nerv_table_kinds():
-        fail(f"the {kind} table needs a '{NERV_TABLE_TASKS[kind][1]}' section in the config")
-    task = NERV_TABLE_TASKS[kind][0]
+        fail(f"the {kind} table has no models to read: it needs the '{TASK_SECTIONS[task]}' section in the "
+             "config" + (" and nerv.regression true" if task == "regression" else ""))
     videos = _nerv_videos(dataset)
-    return {m: {v: run_path(key, nerv_method(m, task), dataset, v) for v in videos} for m in nerv_models(task)}
+    return {folder: {v: run_path(key, nerv_method(folder, task), dataset, v) for v in videos}
+            for folder in nerv_model_folders(dataset, task)}
+
+
+def nerv_params(*tasks):
+    """Params function: the sections that shape the run of the job's model folder (its
+    model's settings and size; nvd.models.nerv.training.run_sections), and those of ``tasks``."""
+
+    def params(wildcards):
+        try:
+            return run_sections(config, wildcards.nerv_model, *tasks)
+        except NvdError as exc:
+            fail(str(exc))
+
+    return params
 
 
 def nerv_table_runs(wildcards):
@@ -397,4 +428,109 @@ def all_nerv():
             targets += list(LAYOUT.family_table(kind, dataset).values())
         if "nerv_regression" in nerv_table_kinds():
             targets.append(LAYOUT.nerv_plot(dataset))
+    return targets
+
+
+# ---------------------------------------------------------------------------- codecs and the benchmark
+
+
+def codec_datasets():
+    """The datasets of the default target that run a video representation (NVP, NeRV family):
+    the ones the codecs, the anchors and the benchmark serve."""
+    return sorted({v.dataset for v in VIDEOS if {"nvp", "nerv"} & set(FAMILIES[v.dataset])})
+
+
+def _codec_datasets_of(wildcards):
+    if wildcards.dataset not in codec_datasets():
+        fail(f"dataset '{wildcards.dataset}' runs neither NVP nor the NeRV family, so it has no codecs "
+             f"(add nvp or nerv to datasets.{wildcards.dataset}.families)")
+    return list(dataset_videos(config, wildcards.dataset))
+
+
+def codec_section(section, narrow, wildcard="point"):
+    """Params function: {section: the section as one rate point's (or anchor curve's) job reads
+    it}, ``narrow(values, name)`` keeping that point alone, so changing another point does not
+    rerun this one."""
+
+    def params(wildcards):
+        try:
+            return {section: narrow(config.get(section), getattr(wildcards, wildcard))}
+        except NvdError as exc:
+            fail(str(exc))
+
+    return params
+
+
+def nerv_codec_folders(dataset):
+    """The regression model folders of ``dataset`` that get coded: those of nerv_compress.models
+    (every size of each), else every one trained."""
+    models = (config.get("nerv_compress") or {}).get("models")
+    return [folder for folder in nerv_model_folders(dataset) if models is None or parse_nerv_model(folder)[0] in models]
+
+
+def compressed_folders(dataset, video):
+    """Every compressed folder of a video: its NVP and NeRV-family rate points and anchors."""
+    families = FAMILIES.get(dataset, ())
+    folders = []
+    if "nvp" in families:
+        folders += [LAYOUT.compressed("nvp", p, dataset, video) for p in NVP_POINTS]
+    if "nerv" in families:
+        folders += [LAYOUT.compressed(m, p, dataset, video) for m in nerv_codec_folders(dataset) for p in NERV_POINTS]
+    return folders + [LAYOUT.anchor(a, dataset, video) for a in ANCHOR_CURVES]
+
+
+def benchmark_folders(wildcards):
+    """{video: its compressed folders} of a dataset."""
+    if "benchmark" not in config:
+        fail("the benchmark tables need a 'benchmark' section in the config")
+    return {v: compressed_folders(wildcards.dataset, v) for v in _codec_datasets_of(wildcards)}
+
+
+def benchmark_input_folders(wildcards):
+    return [path for folders in benchmark_folders(wildcards).values() for path in folders]
+
+
+def rd_plot_folders(wildcards):
+    """The compressed folders of one video, for its rate-distortion plot."""
+    _codec_datasets_of(wildcards)
+    return compressed_folders(wildcards.dataset, wildcards.video)
+
+
+def all_codecs():
+    """Every compressed folder of the codec datasets, and their benchmark when configured."""
+    targets = []
+    for dataset in codec_datasets():
+        videos = list(dataset_videos(config, dataset))
+        for video in videos:
+            targets += compressed_folders(dataset, video)
+        if "benchmark" in config:
+            targets += [path for kind in BENCHMARK_TABLES for path in LAYOUT.family_table(kind, dataset).values()]
+            targets += [LAYOUT.rd_plot(dataset, video) for video in videos]
+    return targets
+
+
+# ---------------------------------------------------------------------------- the papers' tables
+
+
+def paper_table_source(wildcards):
+    """Our table behind a paper table (nvd.eval.paper_tables)."""
+    kind, dataset = wildcards.kind, wildcards.dataset
+    if kind == "hypernvd":
+        if HYPER_SPLIT is None or dataset != HYPER_SPLIT.dataset or not HYPER_SPLIT.heldout:
+            fail(f"the HyperNVD paper table needs hypernet.dataset '{dataset}' with held-out videos")
+        return LAYOUT.table(COMPARISON_CSV)
+    table = {"nvp_encoding": "nvp_encoding", "nerv_regression": "nerv_regression", "nerv_rd": "benchmark"}[kind]
+    return LAYOUT.family_table(table, dataset)["csv"]
+
+
+def all_paper_tables():
+    """Every paper table the config's runs can fill."""
+    targets = []
+    if HYPER_SPLIT is not None and HYPER_SPLIT.heldout:
+        targets.append(LAYOUT.paper_table("hypernvd", HYPER_SPLIT.dataset))
+    targets += [LAYOUT.paper_table("nvp_encoding", dataset) for dataset in nvp_datasets()]
+    if "nerv_regression" in nerv_table_kinds():
+        targets += [LAYOUT.paper_table("nerv_regression", dataset) for dataset in nerv_datasets()]
+    if "benchmark" in config and "nerv_compress" in config:
+        targets += [LAYOUT.paper_table("nerv_rd", dataset) for dataset in nerv_datasets()]
     return targets

@@ -19,7 +19,7 @@ rule nvp_compress:
             subcategory="{dataset}/{video} (nvp {point})",
         ),
     params:
-        sections=section_params("nvp_compress"),
+        sections=codec_section("nvp_compress", nvp_point_section),
         lpips=WEIGHTS.lpips,
         device=train_device("nvp"),
         code=code_version("nvp_compress"),
@@ -50,13 +50,13 @@ rule nerv_compress:
             subcategory="{dataset}/{video} ({nerv_model} {point})",
         ),
     params:
-        sections=section_params("nerv", "nerv_compress"),
+        sections=codec_section("nerv_compress", nerv_point_section),
         work_dir=LAYOUT.compress_work("{nerv_model}"),
         lpips=WEIGHTS.lpips,
-        device=train_device("nerv"),
+        device=train_device("nerv_compress"),
         code=code_version("nerv_compress"),
     resources:
-        gpu=section_gpus("nerv"),
+        gpu=section_gpus("nerv_compress"),
     threads: 2
     log:
         "logs/{dataset}/{video}/{nerv_model}/nerv_compress_{point}.log",
@@ -74,7 +74,7 @@ rule codec_anchor:
     output:
         directory(LAYOUT.anchor()),
     params:
-        sections=section_params("codec_anchor"),
+        sections=codec_section("codec_anchor", curve_section, "anchor"),
         lpips=WEIGHTS.lpips,
         code=code_version("codec_anchor"),
     threads: 2
@@ -112,7 +112,7 @@ rule benchmark:
 
 rule rd_plot:
     input:
-        rd_plot_input_folders,
+        rd_plot_folders,
     output:
         report(LAYOUT.rd_plot(), caption="../report/benchmark.rst", category="Codecs"),
     params:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
@@ -59,19 +60,18 @@ def demo_config(decomposition: bool = False, **sections: Any) -> dict[str, Any]:
     (30 iterations of a small model) and 64 px atlases replace the demo's settings.
     """
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    # HyperNVD's demo family, NVP's and the NeRV family's bunny with their sections are left
-    # out: tests/test_hypernvd_workflow.py, test_nvp_workflow.py and test_nerv_workflow.py
-    # build tiny versions.
+    # HyperNVD's demo family, and the bunny of NVP, the NeRV family and the codecs, with their
+    # sections, are left out: tests/test_hypernvd_workflow.py, test_nvp_workflow.py,
+    # test_nerv_workflow.py and test_codecs_workflow.py build tiny versions.
     config["datasets"].pop("family")
     config["datasets"].pop("bunny")
-    config["datasets"].pop("bunny_small")
     for key in ("hypernet", "finetune", "scratch", "tables", "nvp", "nvp_superres", "nvp_interpolate", "nerv",
-                "nerv_inpaint", "nerv_interpolate"):
+                "nerv_inpaint", "nerv_interpolate", "nvp_compress", "nerv_compress", "codec_anchor", "benchmark"):
         config.pop(key)
     config["frames"] = {"long_edge": 64, "max_frames": 8, "first_frame": 0, "step": 1}
     config["embedding"] = {"backend": "stats", "window": 4}
     if decomposition:
-        config["decomposition"] = TINY_DECOMPOSITION
+        config["decomposition"] = copy.deepcopy(TINY_DECOMPOSITION)  # tests may edit their copy
         config["evaluation"] = {"atlas_size": 64}
     else:
         for key in ("decomposition", "evaluation", "edits"):
@@ -113,7 +113,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str]
 def dry_run_jobs(workdir: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, int]:
     """Jobs a dry run would execute, as {rule: count} (empty when nothing is to be done)."""
     proc = snakemake(workdir, "--dry-run", "--cores", "1", *args, env=env)
-    text = proc.stdout + proc.stderr
+    return job_stats(proc.stdout + proc.stderr)
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """{rule: count} of a dry run's output (empty when nothing is to be done)."""
     if "Nothing to be done" in text:
         return {}
     match = re.search(r"Job stats:\n(.*?)\n\s*total\s+\d+", text, re.S)

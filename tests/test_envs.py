@@ -46,6 +46,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "pytorch_msssim": ("pytorch-msssim",),
     "flip_evaluator": ("flip-evaluator",),
     "timm": ("timm",),  # the NeRV family: Adan, ConvNeXt blocks
+    "constriction": ("constriction",),  # the NeRV family's entropy coding (ANS)
     # ffmpeg-python only drives the ffmpeg binary, which conda-forge's `ffmpeg` provides.
     "ffmpeg": ("ffmpeg-python", "ffmpeg"),
     "imageio_ffmpeg": ("imageio-ffmpeg",),

@@ -27,7 +27,7 @@ def test_a_frames_only_dataset_plans_no_flow_masks_or_embedding(tmp_path):
     configfile = write_config(tmp_path, nvp_config())
     assert dry_run_jobs(tmp_path, "--configfile", str(configfile)) == {
         "demo_footage": 1, "frames": 1, "nvp_train": 1, "nvp_evaluate": 1, "nvp_superres": 1,
-        "nvp_interpolate": 1, "nvp_table": 3, "all": 1}
+        "nvp_interpolate": 1, "nvp_table": 3, "paper_table": 1, "all": 1}  # and NVP's encoding-time table
     without = nvp_config()
     for key in ("nvp_superres", "nvp_interpolate"):
         without.pop(key)
@@ -89,7 +89,7 @@ def test_nvp_settings_rerun_nvp_jobs_only(nvp_run):
     changed = nvp_config(nvp={**TINY_NVP, "lr": 0.005})
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "lr.yaml")))
     assert jobs == {"nvp_train": 1, "nvp_evaluate": 1, "nvp_superres": 1, "nvp_interpolate": 1, "nvp_table": 3,
-                    "all": 1}
+                    "paper_table": 1, "all": 1}
     changed = nvp_config(nvp_interpolate={"factor": 2, "iterations": 12})
     jobs = dry_run_jobs(workdir, "--configfile", str(write_config(workdir, changed, "interp.yaml")))
     assert jobs == {"nvp_interpolate": 1, "nvp_table": 1, "all": 1}

@@ -71,3 +71,13 @@ def test_unknown_table_and_missing_source_are_named(tmp_path):
         write_paper_table("lna", tmp_path / "x.csv", "d", tmp_path / "p.md")
     with pytest.raises(InputError, match="x.csv: cannot read"):
         write_paper_table("hypernvd", tmp_path / "x.csv", "d", tmp_path / "p.md")
+
+
+def test_sized_model_folders_each_get_a_row_beside_their_model_s_paper_figure(tmp_path):
+    source = write_csv(tmp_path / "r.csv", [{"model": f, "psnr_mean": p} for f, p in
+                                            (("hnerv_0.75M", 30.0), ("hnerv_boost_0.75M", 33.0),
+                                             ("hnerv_3M", 34.0), ("hnerv_boost_3M", 36.5))])
+    table = cells(write_paper_table("nerv_regression", source, "bunny", tmp_path / "p.md").read_text())
+    assert table["hnerv_boost_0.75M"] == ["33.00 / 39.65", "+3.00 / +2.65"]  # against its own size's plain model
+    assert table["hnerv_boost_3M"] == ["36.50 / 39.65", "+2.50 / +2.65"]
+    assert table["nerv"] == ["n/a / 30.20", ""]

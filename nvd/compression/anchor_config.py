@@ -155,3 +155,11 @@ def anchor_curve(cfg: AnchorConfig, name: str) -> AnchorCurve:
         if curve.name == name:
             return curve
     raise ConfigError(f"unknown anchor {name!r}; the config's '{SECTION}' gives: {anchor_names(cfg)}")
+
+
+def curve_section(values: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """The ``codec_anchor`` section as one curve's job reads it: that curve alone, so that
+    changing another curve does not rerun this one."""
+    curve = anchor_curve(anchor_config(values), name)
+    return {"anchors": [{"codec": curve.codec, "preset": curve.preset, "crfs": list(curve.crfs),
+                         "pix_fmts": [curve.pix_fmt]}]}

@@ -29,7 +29,8 @@ from pathlib import Path
 from nvd.core.errors import InputError
 from nvd.core.publish import publish_text
 from nvd.eval import published
-from nvd.eval.table_format import format_number, markdown_table
+from nvd.eval.table_format import markdown_table
+from nvd.models import nerv_model_folder, parse_nerv_model
 
 PAPER_TABLES = ("hypernvd", "nvp_encoding", "nerv_regression", "nerv_rd")
 
@@ -93,24 +94,41 @@ def nvp_encoding_table(encoding_csv: str | os.PathLike, dataset: str) -> str:
               "in order beside the paper's rows; LPIPS is n/a without weights.lpips.\n")
 
 
+def _by_model(folders: list[str]) -> dict[str, list[str]]:
+    """{model: our folders of it} for the published models (a folder may carry its size:
+    hnerv_boost_3M); a published model we did not run has no folders."""
+    ours: dict[str, list[str]] = {model: [] for model in published.BOOSTING_BUNNY_PSNR}
+    for folder in folders:
+        try:
+            model, _ = parse_nerv_model(folder)
+        except ValueError:
+            continue  # an anchor or another family
+        ours.setdefault(model, []).append(folder)
+    return ours
+
+
 def nerv_regression_table(regression_csv: str | os.PathLike, dataset: str) -> str:
     ours = {r["model"]: r for r in _rows(regression_csv)}
     cells = []
-    for model, (_, last) in published.BOOSTING_BUNNY_PSNR.items():
-        mine = _number(ours.get(model, {}), "psnr_mean")
-        row = [model, pair(mine, last, 2)]
-        if model.endswith("_boost"):
-            plain = model[: -len("_boost")]
-            gain = mine - _number(ours.get(plain, {}), "psnr_mean")
-            row.append(pair(gain, last - published.BOOSTING_BUNNY_PSNR[plain][1], 2, signed=True))
-        else:
-            row.append("")
-        cells.append(row)
+    for model, folders in _by_model(sorted(ours)).items():
+        last = published.BOOSTING_BUNNY_PSNR.get(model, (None, None))[1]
+        plain = model.removesuffix("_boost")
+        paper_gain = (last - published.BOOSTING_BUNNY_PSNR[plain][1]
+                      if model.endswith("_boost") and last is not None and plain in published.BOOSTING_BUNNY_PSNR
+                      else None)
+        for folder in folders or [model]:
+            mine = _number(ours.get(folder, {}), "psnr_mean")
+            gain = ""
+            if model.endswith("_boost"):
+                _, size = parse_nerv_model(folder)
+                mine_plain = _number(ours.get(nerv_model_folder(plain, size), {}), "psnr_mean")
+                gain = pair(mine - mine_plain, paper_gain, 2, signed=True)
+            cells.append([folder, pair(mine, last, 2), gain])
     return (f"# Boosting-NeRV: regression on bunny (ours on {dataset} / paper at 1280x720)\n\n"
             + markdown_table(["model", "PSNR (dB)", "boost gain (dB)"], cells)
             + "\nPaper: the last point of each curve of its PSNR-vs-encoding-time figure (HNeRV-Boost: "
-              f"{published.BOOSTING_BUNNY_HOURS['hnerv_boost'][1]} h). Ours: nerv_regression table, equal size and "
-              "epochs; the figure is nerv_psnr_vs_time_<dataset>.png.\n")
+              f"{published.BOOSTING_BUNNY_HOURS['hnerv_boost'][1]} h), the same for every size of ours. Ours: "
+              "nerv_regression table, equal size and epochs; the figure is nerv_psnr_vs_time_<dataset>.png.\n")
 
 
 def psnr_at_rate(points: list[tuple[float, float]], rate: float) -> float:
@@ -127,14 +145,18 @@ def nerv_rd_table(benchmark_csv: str | os.PathLike, dataset: str) -> str:
     for row in _rows(benchmark_csv):
         if not math.isnan(_number(row, "psnr")):
             curves.setdefault(row["method"], []).append((_number(row, "bpp"), _number(row, "psnr")))
-    models = sorted({m for at_rate in published.BOOSTING_BUNNY_RD.values() for m in at_rate})
+    rates = sorted(published.BOOSTING_BUNNY_RD)
     cells = []
-    for model in models:
-        spans = curves.get(model, [])
-        span = f"{min(spans)[0]:.3f}-{max(spans)[0]:.3f}" if spans else "n/a"
-        cells.append([model, *(pair(psnr_at_rate(spans, rate), published.BOOSTING_BUNNY_RD[rate].get(model), 2)
-                               for rate in sorted(published.BOOSTING_BUNNY_RD)), span])
-    header = ["model", *(f"PSNR at {rate:g} bpp" for rate in sorted(published.BOOSTING_BUNNY_RD)), "our bpp range"]
+    for model, folders in _by_model(sorted(curves)).items():
+        paper = [published.BOOSTING_BUNNY_RD[rate].get(model) for rate in rates]
+        if all(value is None for value in paper) and not folders:
+            continue
+        for folder in folders or [model]:
+            points = curves.get(folder, [])
+            span = f"{min(points)[0]:.3f}-{max(points)[0]:.3f}" if points else "n/a"
+            cells.append([folder, *(pair(psnr_at_rate(points, rate), value, 2) for rate, value in zip(rates, paper)),
+                          span])
+    header = ["model", *(f"PSNR at {rate:g} bpp" for rate in rates), "our bpp range"]
     return (f"# Boosting-NeRV: rate-distortion with entropy coding (ours on {dataset} / paper on bunny 720p)\n\n"
             + markdown_table(header, cells)
             + "\nOurs: the file sizes of nerv_compress (quantisation-aware fine-tuning, ANS), PSNR interpolated "

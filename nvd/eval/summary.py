@@ -14,7 +14,7 @@ from nvd.core.layout import COMPARISON_MD, DATA_STAGES, EVAL_DIR, METRICS_NAME, 
 from nvd.data.datasets import VideoSource
 from nvd.data.stores import open_store
 from nvd.data.verify import store_problems
-from nvd.models import NERV_MODELS
+from nvd.models import is_nerv_model_folder
 
 
 def describe_store(path: Path, stage: str, verify: bool = False) -> str:
@@ -70,9 +70,11 @@ def describe_nvp(folder: Path) -> str | None:
 
 
 def describe_nerv(layout: ResultsLayout, dataset: str, video: str) -> str | None:
-    """The NeRV family's evaluated regression models: their count and the best PSNR."""
+    """The NeRV family's evaluated regression models (every size): their count and the best PSNR."""
     psnr = {}
-    for model in NERV_MODELS:
+    video_dir = Path(layout.video_dir(dataset, video))
+    folders = sorted(d.name for d in video_dir.iterdir() if is_nerv_model_folder(d.name)) if video_dir.is_dir() else []
+    for model in folders:
         metrics = Path(layout.run_dir(model, dataset, video)) / EVAL_DIR / METRICS_NAME
         if metrics.is_file() and json.loads(metrics.read_text()).get("psnr") is not None:
             psnr[model] = json.loads(metrics.read_text())["psnr"]
@@ -115,4 +117,9 @@ def format_summary(layout: ResultsLayout, videos: Iterable[VideoSource], verify:
     header = f"nvd: stores under {Path(layout.root).resolve()}/<dataset>/<video>/<stage>.zarr"
     tables = Path(layout.table(COMPARISON_MD))
     footer = [f"HyperNVD tables: {tables.parent.resolve()}/ ({COMPARISON_MD}, plots)"] if tables.is_file() else []
+    benchmarks = sorted(tables.parent.glob("benchmark_*.md"))
+    if benchmarks:
+        footer.append(f"Codec benchmark: {tables.parent.resolve()}/ ("
+                      + ", ".join(f"{b.name}, bdrate_{b.stem.removeprefix('benchmark_')}.md" for b in benchmarks)
+                      + ", rd_<dataset>/<video>.png)")
     return "\n".join([header, *lines, *footer])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +111,11 @@ def target_of(cfg: CEMConfig, point: str) -> float:
     raise ConfigError(f"nerv_compress: unknown rate point {point!r}; the targets give {point_names(cfg)}")
 
 
-def compressed_models(cfg: CEMConfig, nerv_models: Sequence[str]) -> tuple[str, ...]:
-    """The models the workflow compresses: ``cfg.models``, else the ones it trains."""
-    return tuple(cfg.models if cfg.models is not None else nerv_models)
+def point_section(values: Mapping[str, Any] | None, point: str) -> dict[str, Any]:
+    """The ``nerv_compress`` section as one point's job reads it: its target alone and no
+    model list, so that another target or model does not rerun this point."""
+    values = dict(values or {})
+    target = target_of(cem_config(values), point)
+    values.pop("models", None)
+    return {**values, "targets": [target]}
+

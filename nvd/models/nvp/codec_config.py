@@ -97,3 +97,12 @@ def _point_values(values: Any) -> dict[str, Any]:
     if "qscale" in values:
         values["qscale"] = tuple(values["qscale"])
     return values
+
+
+def point_section(values: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """The ``nvp_compress`` section as one point's job reads it: the point ``name`` alone among
+    the points, so that changing another point does not rerun this one."""
+    values = dict(values or {})
+    cfg = nvp_codec_config(values)
+    point = cfg.point(name)
+    return {**values, "points": [{"qscale": list(point.qscale), "crf": point.crf}]}
