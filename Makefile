@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= profiles/local
 
 .PHONY: demo test bench lint env clean install-profile demo-stores demo-decompositions demo-hypernvd demo-nvp demo-nerv \
-	demo-codecs
+	demo-codecs gpu-pack
 
 env: $(STAMP)
 
@@ -33,6 +33,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.stages && $(BIN)/python -m bench.flow_store \
 		&& $(BIN)/python -m bench.hashgrid && $(BIN)/python -m bench.decomposition && $(BIN)/python -m bench.nvp --profile
+
+# The wheels and the clip bench.gpu needs on a lent GPU machine, into .gpu/ (README, "GPU checks")
+gpu-pack: $(STAMP)
+	bench/gpu_pack.sh
 
 # `snakemake --profile slurm` from anywhere: copies profiles/slurm to
 # ~/.config/snakemake/slurm, or $XDG_CONFIG_HOME/snakemake/slurm (profiles/install.sh --help)
