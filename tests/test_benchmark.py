@@ -70,6 +70,9 @@ def test_tables_give_known_bd_rates_and_means_over_videos(tmp_path):
     assert float(bd["hnerv_boost"]["bd_rate_psnr_b"]) == pytest.approx(-50, abs=0.01)
     assert float(bd["hnerv_boost"]["bd_rate_psnr"]) == pytest.approx(-35, abs=0.01)
     assert float(bd["x264_medium_yuv420p"]["bd_rate_ms_ssim"]) == pytest.approx(25, abs=0.01)
+    # at equal rate the law gives 4 log2(1 / saving) dB more: +1.29 and +4 dB, mean +2.64
+    assert float(bd["hnerv_boost"]["bd_psnr_a"]) == pytest.approx(4 * math.log2(1 / 0.8), abs=1e-3)
+    assert float(bd["hnerv_boost"]["bd_psnr"]) == pytest.approx((4 * math.log2(1 / 0.8) + 4) / 2, abs=1e-3)
     assert "x265_medium_yuv420p" not in bd  # the reference is not compared with itself
     rows = list(csv.DictReader(out["csv"].open()))
     assert [r["kind"] for r in rows[:4]] == ["neural"] * 4  # neural methods first
@@ -80,12 +83,14 @@ def test_tables_give_known_bd_rates_and_means_over_videos(tmp_path):
     assert "-35.0%" in out["bd_markdown"].read_text()
 
 
-def test_a_curve_that_never_meets_the_reference_in_quality_has_no_bd_rate(tmp_path):
-    folders = video_folders(tmp_path, 0.8, shift=100.0)  # far above every anchor point
+def test_a_curve_that_never_meets_the_reference_in_quality_has_no_bd_rate_but_a_bd_psnr(tmp_path):
+    folders = video_folders(tmp_path, 0.8, shift=100.0)  # far above every anchor point, at the same rates
     out = {key: tmp_path / f"{key}.txt" for key in ("csv", "markdown", "bd_csv", "bd_markdown")}
     write_benchmark({"v": folders}, out, BenchmarkConfig())
     bd = {row["method"]: row for row in csv.DictReader(out["bd_csv"].open())}
-    assert bd["hnerv_boost"]["bd_rate_psnr"] == "nan" and bd["hnerv_boost"]["videos_psnr"] == "0"
+    assert bd["hnerv_boost"]["bd_rate_psnr"] == "nan" and bd["hnerv_boost"]["videos_bd_rate_psnr"] == "0"
+    assert float(bd["hnerv_boost"]["bd_psnr"]) == pytest.approx(100 + 4 * math.log2(1 / 0.8), abs=1e-3)
+    assert bd["hnerv_boost"]["videos_bd_psnr"] == "1"
     assert "no overlap" in out["bd_markdown"].read_text()
 
 

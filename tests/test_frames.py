@@ -396,16 +396,18 @@ def test_first_frame_beyond_the_end(tmp_path: Path) -> None:
     assert_no_store(tmp_path / "frames.zarr")
 
 
-def test_non_image_files_are_ignored_with_a_warning(tmp_path: Path) -> None:
+def test_non_image_files_are_ignored_with_a_warning_and_hidden_ones_silently(tmp_path: Path) -> None:
     seq = tmp_path / "seq"
     frames = write_pngs(seq, ["0.png", "1.png", "2.png"])
     (seq / "notes.txt").write_text("shot on a phone")
     (seq / ".DS_Store").write_bytes(b"\0")
     (seq / "thumbs").mkdir()
-    with pytest.warns(UserWarning, match=r"ignoring non-image entries: \.DS_Store, notes\.txt, thumbs"):
+    (seq / ".snakemake_timestamp").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"ignoring non-image entries: notes\.txt, thumbs$"):
         video, attrs = extract(seq, tmp_path / "frames.zarr")
     np.testing.assert_array_equal(video, np.stack(frames))
     assert attrs["source_frame_names"] == ["0.png", "1.png", "2.png"]
+    assert attrs["skipped_files"] == ["notes.txt", "thumbs"]  # hidden files are never frames: not listed
 
 
 def test_mixed_frame_sizes(tmp_path: Path) -> None:

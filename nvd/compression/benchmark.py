@@ -7,9 +7,11 @@ per curve). Outputs, under results/tables/:
 - ``benchmark_<dataset>.{csv,md}``: one row per method and rate point, the figures (bpp,
   PSNR, MS-SSIM, LPIPS, FLIP, encoding time, decoding frames/s, decoder peak memory) as the
   mean over the dataset's videos;
-- ``bdrate_<dataset>.{csv,md}``: each method's Bjontegaard delta rate against the reference
-  anchor (x265 by default), on PSNR and on MS-SSIM, per video and averaged over the videos
-  where it exists (a curve that does not overlap the reference in quality has none);
+- ``bdrate_<dataset>.{csv,md}``: each method's Bjontegaard deltas against the reference
+  anchor (x265 by default): the delta rate on PSNR and on MS-SSIM, and BD-PSNR (the PSNR
+  difference at equal rate), per video and averaged over the videos where each exists (a
+  curve that shares no quality range with the reference has no BD-rate, one that shares no
+  rate range no BD-PSNR);
 - ``rd_<dataset>/<video>.png``: PSNR and MS-SSIM against bpp, one curve per method (neural
   methods solid, anchors dashed).
 """
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nvd.compression.bdrate import bd_rate
+from nvd.compression.bdrate import bd_quality, bd_rate
 from nvd.core.config import section
 from nvd.core.errors import ConfigError, InputError
 from nvd.core.layout import METRICS_NAME
@@ -35,6 +37,8 @@ from nvd.eval.table_format import as_number, csv_text, format_number, markdown_t
 
 FIGURES = ("bpp", "psnr", "ms_ssim", "lpips", "flip", "encode_time_s", "decode_fps", "decode_peak_mb")
 QUALITY = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM"}
+# Bjontegaard deltas against the reference: name -> (function, quality it is measured on)
+DELTAS = {"bd_rate_psnr": (bd_rate, "psnr"), "bd_rate_ms_ssim": (bd_rate, "ms_ssim"), "bd_psnr": (bd_quality, "psnr")}
 
 
 @dataclass(frozen=True)
@@ -106,25 +110,30 @@ def table_rows(videos: Mapping[str, Mapping[str, Curve]]) -> list[dict[str, Any]
 
 
 def bd_rows(videos: Mapping[str, Mapping[str, Curve]], cfg: BenchmarkConfig) -> list[dict[str, Any]]:
-    """Per method: BD-rate (%) against cfg.reference on PSNR and MS-SSIM, per video and mean."""
+    """Per method, against cfg.reference: each of DELTAS per video (``<delta>_<video>``), its
+    mean over the videos where it exists (``<delta>``) and their count (``videos_<delta>``)."""
     methods = sorted({(c.kind != "neural", name) for curves in videos.values() for name, c in curves.items()
                       if name != cfg.reference})
     rows = []
     for _, method in methods:
         row: dict[str, Any] = {"method": method, "reference": cfg.reference}
-        for quality in QUALITY:
+        for delta, (function, quality) in DELTAS.items():
             values = []
             for video, curves in sorted(videos.items()):
                 value = None
                 if method in curves and cfg.reference in curves:
-                    value = bd_rate(curves[cfg.reference].pairs(quality), curves[method].pairs(quality),
-                                    method=cfg.bd_method)
-                row[f"bd_rate_{quality}_{video}"] = math.nan if value is None else value
+                    value = function(curves[cfg.reference].pairs(quality), curves[method].pairs(quality),
+                                     method=cfg.bd_method)
+                row[f"{delta}_{video}"] = math.nan if value is None else value
                 values.append(as_number(value))
-            row[f"bd_rate_{quality}"] = nanmean(values)
-            row[f"videos_{quality}"] = sum(not math.isnan(v) for v in values)
+            row[delta] = nanmean(values)
+            row[f"videos_{delta}"] = sum(not math.isnan(v) for v in values)
         rows.append(row)
     return rows
+
+
+def bd_columns(videos: Sequence[str]) -> list[str]:
+    return ["method", "reference"] + [c for d in DELTAS for c in (d, f"videos_{d}", *(f"{d}_{v}" for v in videos))]
 
 
 def _table_markdown(rows: list[dict[str, Any]]) -> str:
@@ -138,25 +147,31 @@ def _table_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def _bd_markdown(rows: list[dict[str, Any]], cfg: BenchmarkConfig) -> str:
-    header = ["method", f"BD-rate vs {cfg.reference}, PSNR", "MS-SSIM", "videos"]
+    header = ["method", f"BD-rate vs {cfg.reference}, PSNR", "BD-rate, MS-SSIM", "BD-PSNR (dB)", "videos"]
     cells = [[r["method"], format_number(r["bd_rate_psnr"], 1, "%", nan="no overlap"),
               format_number(r["bd_rate_ms_ssim"], 1, "%", nan="no overlap"),
-              f"{r['videos_psnr']} / {r['videos_ms_ssim']}"] for r in rows]
-    note = ("\nNegative: fewer bits than the reference at equal quality. "
-            f"Bjontegaard with {cfg.bd_method} interpolation over the quality range both curves cover; "
-            "'no overlap': the curves share no quality range.\n")
+              format_number(r["bd_psnr"], 2, nan="no overlap"),
+              " / ".join(str(r[f"videos_{d}"]) for d in DELTAS)] for r in rows]
+    note = ("\nBD-rate: the rate difference at equal quality over the quality range both curves cover "
+            "(negative: fewer bits than the reference); BD-PSNR: the PSNR difference at equal rate over the "
+            f"rate range both cover (positive: better). Bjontegaard with {cfg.bd_method} interpolation; "
+            "'no overlap': the curves share no such range; videos: where each of the three exists.\n")
     return markdown_table(header, cells) + note
 
 
 def plot_rd(path: str | os.PathLike, video: str, curves: Mapping[str, Curve]) -> Path:
     """PSNR and MS-SSIM against bpp, one line per method (neural solid, anchors dashed)."""
-    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    ordered = sorted(curves.items(), key=lambda kv: (kv[1].kind != "neural", kv[0]))
+    colours = plt.get_cmap("tab20").colors  # 20 colours: a method each, up to 20, before any repeats
     for ax, (quality, label) in zip(axes, QUALITY.items()):
-        for name, curve in sorted(curves.items(), key=lambda kv: (kv[1].kind != "neural", kv[0])):
+        for i, (name, curve) in enumerate(ordered):
             pairs = curve.pairs(quality)
             if pairs:
-                ax.plot(*zip(*pairs), marker="o", markersize=3, label=name,
-                        linestyle="-" if curve.kind == "neural" else "--")
+                neural = curve.kind == "neural"
+                ax.plot(*zip(*pairs), marker="o" if neural else "s", markersize=3, label=name,
+                        color=colours[i % len(colours)], linestyle="-" if neural else "--")
         ax.set_xscale("log")
         ax.set_xlabel("bits per pixel")
         ax.set_ylabel(label)
@@ -179,9 +194,7 @@ def write_benchmark(inputs: Mapping[str, Sequence[str | os.PathLike]], outputs: 
     publish_text(outputs["csv"], csv_text(["method", "kind", "point", "videos", *FIGURES], rows))
     publish_text(outputs["markdown"], _table_markdown(rows))
     bd = bd_rows(videos, cfg)
-    columns = ["method", "reference"] + [c for q in QUALITY for c in
-                                         (f"bd_rate_{q}", f"videos_{q}", *(f"bd_rate_{q}_{v}" for v in sorted(videos)))]
-    publish_text(outputs["bd_csv"], csv_text(columns, bd))
+    publish_text(outputs["bd_csv"], csv_text(bd_columns(sorted(videos)), bd))
     publish_text(outputs["bd_markdown"], _bd_markdown(bd, cfg))
 
 

@@ -73,13 +73,15 @@ def skipped_message(folder: str | os.PathLike, skipped: list[str]) -> str:
 
 def scan_frame_folder(folder: str | os.PathLike) -> tuple[list[Path], list[str]]:
     """``list_frame_files`` without the warning: (frame images in order, names of the
-    entries skipped as not being images)."""
+    entries skipped as not being images). Hidden entries (a leading dot) are passed over."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: frame folder does not exist")
     numbered: dict[int, Path] = {}
     ignored: list[str] = []
     for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):  # .DS_Store, Snakemake's .snakemake_timestamp: never frames, not worth a word
+            continue
         if not (entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES):
             ignored.append(entry.name)
             continue
