@@ -24,7 +24,6 @@ and a Markdown summary (stdout and ``DIR/gpu_report.md``); each command's output
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -33,6 +32,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
+
+from bench.nerv import run_subprocess as run_nerv_case
+from nvd.train.loop import read_log
 
 NVP_BATCH = 1_245_184
 PAPER = {"nvp": "NVP-S, UVG 1080p, V100: 34.57 dB after about 5 minutes",
@@ -89,14 +91,6 @@ def write_config(path: Path, sections: dict, video: Path) -> Path:
     return path
 
 
-def read_log(run: Path) -> list[dict[str, float]]:
-    path = run / "log.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-
-
 def png_frames(video: Path, folder: Path, count: int, size: tuple[int, int]) -> None:
     """The first ``count`` frames of ``video`` at (height, width) ``size`` as PNGs (OpenCV reads
     the mp4; INTER_AREA down, bicubic up)."""
@@ -143,21 +137,17 @@ def part_nvp(args: argparse.Namespace, scale: Scale, work: Path, out: Path) -> d
             "samples_per_s": last and last["step"] * scale.nvp_batch / last["wall_s"]}
 
 
-def probe_step_s(args: argparse.Namespace, scale: Scale, model: str, out: Path) -> float:
+def probe_step_s(args: argparse.Namespace, scale: Scale, model: str) -> float:
     """Median training-step seconds of ``model`` at this scale (bench.nerv, its own process)."""
     height, width = scale.nerv_size
-    command = [sys.executable, "-m", "bench.nerv", "--device", args.device, "--steps", "5",
-               "--frames", str(scale.frames), "--size", str(scale.nerv_model_size), "--height", str(height),
-               "--width", str(width), "--case", json.dumps([model, None])]
-    done, _ = run_step(f"probe_{model}", command, out)
-    if not done:
-        raise RuntimeError(f"bench.nerv probe of {model} failed: {out / f'probe_{model}.log'}")
-    return json.loads((out / f"probe_{model}.log").read_text().strip().splitlines()[-1])["median_s"]
+    case = argparse.Namespace(steps=5, frames=scale.frames, size=scale.nerv_model_size, height=height, width=width,
+                              threads=None)
+    return run_nerv_case(model, None, case, args.device)["median_s"]
 
 
 def part_nerv(args: argparse.Namespace, scale: Scale, work: Path, out: Path) -> dict:
     store = frames_store(args.video, work, out, "nerv_clip", scale.frames, scale.nerv_size)
-    steps = {model: probe_step_s(args, scale, model, out) for model in ("hnerv", "hnerv_boost")}
+    steps = {model: probe_step_s(args, scale, model) for model in ("hnerv", "hnerv_boost")}
     # An epoch is one step per frame plus the log row's render of every frame (about a third).
     epoch_s = max(steps.values()) * scale.frames * 1.4
     epochs = max(1, min(scale.nerv_max_epochs, int(scale.nerv_budget_s / epoch_s)))
