@@ -34,7 +34,7 @@ from pathlib import Path
 import yaml
 
 from bench.nerv import run_subprocess as run_nerv_case
-from nvd.train.loop import read_log
+from nvd.train.logs import read_log
 
 NVP_BATCH = 1_245_184
 PAPER = {"nvp": "NVP-S, UVG 1080p, V100: 34.57 dB after about 5 minutes",

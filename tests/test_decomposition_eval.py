@@ -34,7 +34,8 @@ from nvd.models.hashing_nvd.objective import DecompositionTask, DecompositionTra
 from nvd.models.hashing_nvd.render import atlas_images, render_video
 from nvd.nn.encodings import HashGridConfig
 from nvd.train.config import TrainConfig
-from nvd.train.loop import TrainResult, read_log, seed_everything, train
+from nvd.train.logs import read_log
+from nvd.train.loop import TrainResult, seed_everything, train
 
 T, H, W = 8, 24, 32
 ATLAS = 256

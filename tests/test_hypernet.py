@@ -153,7 +153,7 @@ def test_hypernetwork_training_learns_and_resumes_exactly(tmp_path):
     resumed = run(tmp_path / "b")
     for (name, a), (_, b) in zip(reference.hypernet.state_dict().items(), resumed.hypernet.state_dict().items()):
         assert torch.equal(a, b), name
-    from nvd.train.loop import read_log
+    from nvd.train.logs import read_log
 
     rows = read_log(tmp_path / "b")
     assert [r["iteration"] for r in rows] == [2, 4, 6]

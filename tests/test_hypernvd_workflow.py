@@ -94,7 +94,8 @@ def test_summary_shows_finetuned_and_scratch_models(hyper_run):
 
 def test_hypernet_log_has_per_video_psnr_and_parameter_counts(hyper_run):
     workdir, _ = hyper_run
-    from nvd.train.loop import read_checkpoint, read_log
+    from nvd.train.logs import read_log
+    from nvd.train.loop import read_checkpoint
 
     rows = read_log(workdir / "results/hypernet/family")
     assert [r["iteration"] for r in rows] == [3, 6, 9, 12]

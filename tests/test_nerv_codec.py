@@ -32,7 +32,8 @@ from nvd.models.nerv.compress import nerv_compress_job
 from nvd.models.nerv.factory import build_model
 from nvd.models.nerv.run import model_fields, train_nerv_run
 from nvd.models.nerv.training import nerv_train_config
-from nvd.train.loop import read_log, seed_everything, train
+from nvd.train.logs import read_log
+from nvd.train.loop import seed_everything, train
 
 T, H, W = 6, 36, 64
 NERV_SECTION = {"model_size": 0.02, "per_model": TINY_NERV_MODELS, "train": {"device": "cpu", "seed": 0}}

@@ -18,13 +18,12 @@ from torch import Tensor, nn
 from nvd.core.errors import ConfigError, NvdError
 from nvd.core.layout import LOG_NAME
 from nvd.train.config import TrainConfig
+from nvd.train.logs import psnr_at_time, read_log
 from nvd.train.loop import (
     CHECKPOINT_NAME,
     CheckpointError,
     TrainingDiverged,
     load_modules,
-    psnr_at_time,
-    read_log,
     seed_everything,
     train,
 )

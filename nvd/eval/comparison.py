@@ -2,7 +2,7 @@
 
 A comparison races two methods (``Methods``: e.g. training from scratch as the baseline, a
 finetune of a predicted model as the candidate) that both write ``log.csv`` (see
-``nvd.train.loop.read_log``). This module turns a pair of logs per video into:
+``nvd.train.logs.read_log``). This module turns a pair of logs per video into:
 
 - ``VideoComparison`` (``compare_runs``): PSNR at equal wall-clock budgets and at equal
   iteration counts, and the training time each run needs to reach a target PSNR;
@@ -31,7 +31,7 @@ from nvd.core.errors import ConfigError, InputError
 from nvd.core.layout import MEAN_PLOT, plot_name, plot_stem
 from nvd.core.publish import publish_text, publish_with
 from nvd.eval.table_format import csv_text, format_number, markdown_table, nanmean
-from nvd.train.loop import psnr_at_time
+from nvd.train.logs import psnr_at_time
 
 CURVE_POINTS = 200  # samples on the common time grid of the mean curve
 

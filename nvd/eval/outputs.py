@@ -23,7 +23,8 @@ from nvd.core.layout import METRICS_NAME
 from nvd.core.publish import publishing
 from nvd.data.stores import open_store
 from nvd.data.video_io import write_video
-from nvd.train.loop import TrainResult, read_log
+from nvd.train.logs import read_log
+from nvd.train.loop import TrainResult
 
 
 def to_uint8(x: Tensor) -> np.ndarray:
@@ -53,7 +54,7 @@ def training_summary(training: TrainResult | Sequence[Mapping[str, float]]) -> t
 
 
 def training_log(model_path: str | os.PathLike) -> list[dict[str, float]]:
-    """The training log rows published beside a model (see nvd.train.loop.read_log)."""
+    """The training log rows published beside a model (see nvd.train.logs.read_log)."""
     return read_log(Path(model_path).parent)
 
 

@@ -70,7 +70,7 @@ def hypernvd_table(comparison_csv: str | os.PathLike, dataset: str) -> str:
     cells = [["finetuning above scratch at equal time (dB)", pair(gain, paper["psnr_gain_at_equal_time_db"], 2,
                                                                    signed=True)],
              ["time to scratch's final PSNR, finetuning / scratch", pair(ratio, paper["time_ratio"], 2)]]
-    return (f"# HyperNVD: finetuning vs training from scratch\n\n"
+    return ("# HyperNVD: finetuning vs training from scratch\n\n"
             + markdown_table(["", f"ours ({dataset}, {videos} held-out videos) / paper (DAVIS, 10 unseen)"], cells)
             + "\nOurs: hypernvd_comparison.csv, mean row (PSNR of the training logs at the scratch run's "
               "full time; time ratio = mean of the per-video ratios).\n")

@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nvd.core.layout import LOG_NAME
 from nvd.core.publish import publish_with
 
 LEAD_COLUMNS = ("iteration", "wall_time_s", "loss")  # these, then the loss parts, then psnr
@@ -25,6 +28,31 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
     rows = list(reader)
     return list(reader.fieldnames or []), rows
+
+
+def read_log(out_dir: str | os.PathLike) -> list[dict[str, float]]:
+    """The rows of ``out_dir/log.csv`` in iteration order.
+
+    Each row maps ``iteration`` (int), ``wall_time_s`` (cumulative training time, see
+    nvd.train.loop.train), ``loss``, each loss part and ``psnr`` (floats) to its value; a part the task
+    did not report at that iteration is absent from the row. An incomplete last line (a
+    session killed while writing it) is ignored.
+    """
+    _, raw = read_csv(Path(out_dir) / LOG_NAME)
+    return [{k: int(v) if k == "iteration" else float(v) for k, v in row.items() if v != ""} for row in raw]
+
+
+def psnr_at_time(rows: list[dict[str, float]], seconds: float) -> float:
+    """The last logged PSNR at or before ``seconds`` of training time, NaN if none yet.
+
+    ``rows`` as from ``read_log``; used to compare methods at equal training time.
+    """
+    value = math.nan
+    for row in rows:
+        if row["wall_time_s"] > seconds:
+            break
+        value = row[PSNR_COLUMN]
+    return value
 
 
 class CsvLog:

@@ -8,7 +8,7 @@ installed, and a progress bar or plain log lines.
 
 Files in ``out_dir``:
 - ``checkpoint.pt``: the latest checkpoint, replaced atomically (see ``train``);
-- ``log.csv``: one row per log point (see ``read_log``);
+- ``log.csv``: one row per log point (see nvd.train.logs.read_log);
 - ``tensorboard/``: the same scalars as TensorBoard events, when ``torch.utils.tensorboard``
   imports.
 """
@@ -38,7 +38,7 @@ from nvd.core.layout import LOG_NAME
 from nvd.core.publish import publish_with
 from nvd.train.config import TrainConfig
 from nvd.train.divergence import ParameterCheck, TrainingDiverged, diverged_message
-from nvd.train.logs import LEAD_COLUMNS, PSNR_COLUMN, CsvLog, board_row, read_csv, report, tensorboard
+from nvd.train.logs import LEAD_COLUMNS, PSNR_COLUMN, CsvLog, board_row, report, tensorboard
 
 CHECKPOINT_NAME = "checkpoint.pt"
 TENSORBOARD_DIR = "tensorboard"
@@ -294,31 +294,6 @@ def load_modules(path: str | os.PathLike, modules: Mapping[str, nn.Module],
     ckpt = dict(checkpoint) if checkpoint is not None else read_checkpoint(path)
     _load_module_states(Path(path), ckpt, modules)
     return ckpt["meta"]
-
-
-def read_log(out_dir: str | os.PathLike) -> list[dict[str, float]]:
-    """The rows of ``out_dir/log.csv`` in iteration order.
-
-    Each row maps ``iteration`` (int), ``wall_time_s`` (cumulative training time, see
-    ``train``), ``loss``, each loss part and ``psnr`` (floats) to its value; a part the task
-    did not report at that iteration is absent from the row. An incomplete last line (a
-    session killed while writing it) is ignored.
-    """
-    _, raw = read_csv(Path(out_dir) / LOG_NAME)
-    return [{k: int(v) if k == "iteration" else float(v) for k, v in row.items() if v != ""} for row in raw]
-
-
-def psnr_at_time(rows: list[dict[str, float]], seconds: float) -> float:
-    """The last logged PSNR at or before ``seconds`` of training time, NaN if none yet.
-
-    ``rows`` as from ``read_log``; used to compare methods at equal training time.
-    """
-    value = math.nan
-    for row in rows:
-        if row["wall_time_s"] > seconds:
-            break
-        value = row[PSNR_COLUMN]
-    return value
 
 
 # ---------------------------------------------------------------------------- checkpoints

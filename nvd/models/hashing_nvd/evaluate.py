@@ -81,7 +81,7 @@ def evaluate(
     """Write the evaluation outputs of ``task`` (list in the module doc) into ``out_dir``.
 
     ``training`` gives the training time and iterations: the ``TrainResult`` of ``train``,
-    or the rows of its log (``nvd.train.loop.read_log``), whose last row is used. ``meta``
+    or the rows of its log (``nvd.train.logs.read_log``), whose last row is used. ``meta``
     (config, code version...) is copied into metrics.json. ``lpips_weights`` is a local
     LPIPS weight file (``nvd.eval.metrics.lpips_metric``); without it, or for frames under 31 px
     (too small for its AlexNet), lpips is null. ``truth``

@@ -131,7 +131,7 @@ def write_tables(out_dir: str | os.PathLike, runs: Mapping[str, tuple[str | os.P
     split). Returns name -> path: ``csv``, ``markdown``, ``mean_plot``, ``plot_<video>``
     (only when ``runs`` is not empty), ``generalisation_csv``, ``generalisation_markdown``.
     """
-    from nvd.train.loop import read_log
+    from nvd.train.logs import read_log
 
     paths: dict[str, Path] = {}
     if runs:

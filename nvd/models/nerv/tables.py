@@ -22,7 +22,7 @@ from typing import Any
 from nvd.core.publish import publish_text, publish_with
 from nvd.eval.table_format import as_number, csv_text, format_number, markdown_table, mean_std, plus_minus, read_metrics
 from nvd.models import nerv_model_folder, parse_nerv_model
-from nvd.train.loop import read_log
+from nvd.train.logs import read_log
 
 # {model folder: {video: eval folder}} is what every table reads (the regression folder's name
 # for every task: nvd.models.nerv_method).
